@@ -1,0 +1,3 @@
+"""`qharness capacity` commands."""
+
+from harness.cli.app import app  # noqa: F401

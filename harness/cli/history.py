@@ -1,0 +1,3 @@
+"""`qharness history` commands."""
+
+from harness.cli.app import app  # noqa: F401

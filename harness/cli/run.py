@@ -1,0 +1,3 @@
+"""`qharness run` commands."""
+
+from harness.cli.app import app  # noqa: F401

@@ -1,0 +1,28 @@
+"""Models of a quantum link: pair source, lossy noisy channel, detectors and accidentals.
+
+Pure functions in SI units, shared by the Aer stand-in and the instrument emulators.
+"""
+
+from harness.physics.link import (
+    LinkRates,
+    apply_to_b,
+    delivered_state,
+    link_kraus,
+    observed_link_choi,
+    observed_state,
+    rates,
+    transmissivity,
+    werner_state,
+)
+
+__all__ = [
+    "LinkRates",
+    "apply_to_b",
+    "delivered_state",
+    "link_kraus",
+    "observed_link_choi",
+    "observed_state",
+    "rates",
+    "transmissivity",
+    "werner_state",
+]
