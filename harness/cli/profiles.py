@@ -1,3 +1,96 @@
-"""`qharness profiles` commands."""
+"""`qharness profiles` commands: list, validate, schema, show."""
 
-from harness.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli.app import app
+from harness.profiles import ProfileError, list_profiles, load_profile, profile_json_schema
+
+profiles_app = typer.Typer(
+    name="profiles",
+    help="List, validate, show and describe device profiles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(profiles_app, name="profiles")
+
+EXIT_USAGE = 2
+
+
+def _fail(lines: list[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+    raise typer.Exit(EXIT_USAGE)
+
+
+@profiles_app.command("list")
+def list_command() -> None:
+    """Table of the profiles in ./device_profiles and the shipped ones: name, kind, builds, path."""
+    table = Table(title="device profiles")
+    for column in ("name", "kind", "builds", "description", "path"):
+        table.add_column(column, overflow="fold")
+    for name, path, description in list_profiles():
+        try:
+            loaded = load_profile(path)
+            kind, builds = loaded.kind, ", ".join(loaded.builds)
+        except ProfileError as exc:
+            kind, builds = "[red]invalid[/red]", f"{len(exc.problems)} problem(s): run 'qharness profiles validate'"
+        table.add_row(name, kind, builds, description, str(path))
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+@profiles_app.command("validate")
+def validate_command(
+    paths: list[str] = typer.Argument(..., help="profile files (or names) to check"),
+) -> None:
+    """Check profiles: exit 0 if all are valid, else 2 with one 'PATH: key.path: message' line per problem."""
+    problems: list[str] = []
+    for target in paths:
+        try:
+            loaded = load_profile(target)
+        except ProfileError as exc:
+            # A name lookup failure names the argument, not a file, so print it as given.
+            problems += [str(p) if p.file != "<profile>" else f"{target}: {p.message}" for p in exc.problems]
+            continue
+        except Exception as exc:  # never a traceback for a profile, whatever is wrong with it
+            problems.append(f"{target}: cannot be checked: {type(exc).__name__}: {exc}")
+            continue
+        print(f"{target}: ok ({loaded.kind}, builds {', '.join(loaded.builds)}, sha256 {loaded.content_hash[:12]})")
+    if problems:
+        _fail(problems)
+
+
+@profiles_app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a profile file on stdout (for editors and check-jsonschema)."""
+    print(json.dumps(profile_json_schema(), indent=2))
+
+
+@profiles_app.command("show")
+def show_command(
+    name: str = typer.Argument(..., help="profile name or path"),
+    build: str | None = typer.Option(None, "--build", "-b", help="firmware build (default: the profile's build)"),
+) -> None:
+    """Print the merged, effective profile of one build as YAML, with its content hash."""
+    try:
+        loaded = load_profile(name)
+        profile = loaded.effective(build)
+    except ProfileError as exc:
+        _fail([str(p) for p in exc.problems])
+        return
+    data = profile.model_dump(mode="json", exclude={"builds", "extends"})
+    print(f"# profile: {loaded.name} ({Path(loaded.path)})")
+    for parent in loaded.parents:
+        print(f"# extends: {parent}")
+    print(f"# build: {profile.firmware.build}")
+    print(f"# content_hash: sha256:{loaded.content_hash}")
+    print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True), end="")
