@@ -1,3 +1,355 @@
-"""`qharness history` commands."""
+"""`qharness history`, `compare`, `baseline set|show` and `export`: read (and mark baselines in) the results store."""
 
-from harness.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli.app import app
+
+EXIT_USAGE = 2
+DEFAULT_DB = "reports/qharness.db"
+
+DbOption = Annotated[str, typer.Option("--db", "--results-db", help="results store (SQLite file)")]
+
+
+def fail(command: str, message: str) -> NoReturn:
+    """Print one line on stderr and exit with status 2 (a usage or data error, never a traceback)."""
+    print(f"qharness {command}: {message}", file=sys.stderr)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def open_db(command: str, db: str) -> Any:
+    """Return the Store at `db`, or exit 2 when it is missing or unreadable."""
+    from harness.report.build import open_store
+    from harness.report.data import ReportError
+
+    try:
+        return open_store(db)
+    except ReportError as exc:
+        fail(command, str(exc))
+
+
+def _console() -> Console:
+    """Return a console wide enough that tables are not folded when piped."""
+    return Console(width=200 if not sys.stdout.isatty() else None)
+
+
+def _num(x: float | None) -> str:
+    """Return a number with 5 significant digits ('n/a' for missing or NaN)."""
+    from harness.report.plots import fmt_number
+
+    return fmt_number(x)
+
+
+def _interval(value: float | None, lo: float | None, hi: float | None) -> str:
+    """Return 'value [lo, hi]'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{_num(value)} [{_num(lo)}, {_num(hi)}]"
+
+
+_VERDICT_STYLE = {
+    "PASS": "green",
+    "REGRESSION": "bold red",
+    "IMPROVED": "blue",
+    "INCONCLUSIVE": "yellow",
+    "ERROR": "magenta",
+    "NO_BASELINE": "dim",
+}
+
+
+def _verdict(v: str | None) -> str:
+    """Return a verdict as rich markup (text and colour)."""
+    v = v or "-"
+    style = _VERDICT_STYLE.get(v)
+    return f"[{style}]{v}[/{style}]" if style else v
+
+
+def _check_profile(command: str, store: Any, profile: str) -> None:
+    """Exit 2 unless the store knows `profile`."""
+    known = store.profiles()
+    if profile not in known:
+        fail(command, f"--profile {profile!r} has no runs in {store.path} (known: {', '.join(known) or 'none'})")
+
+
+# -- history ----------------------------------------------------------------------------------------------
+
+
+@app.command("history")
+def history(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="device profile name as stored")],
+    metric: Annotated[str | None, typer.Option("--metric", "-m", help="only this metric")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Table of a profile's stored metrics per build and run, oldest first."""
+    store = open_db("history", db)
+    with store:
+        _check_profile("history", store, profile)
+        rows = store.history(profile, metric)
+        if metric is not None and not rows:
+            names = sorted({r["name"] for r in store.history(profile)})
+            fail("history", f"--metric {metric!r} was never measured for {profile} (known: {', '.join(names)})")
+        roles = {r.id: r.provenance.get("role", "") for r in store.runs(profile)}
+        table = Table(title=f"history of {profile}" + (f" / {metric}" if metric else ""))
+        for col in ("build", "run", "role", "started", "status", "metric", "value [95% interval]", "unit", "verdict"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(
+                r["build"],
+                str(r["run_id"]),
+                roles.get(r["run_id"], ""),
+                r["started_at"][:19],
+                r["status"],
+                r["name"],
+                _interval(r["value"], r["ci_low"], r["ci_high"]),
+                r["unit"],
+                _verdict(r["verdict"]),
+            )
+        _console().print(table)
+
+
+# -- compare ----------------------------------------------------------------------------------------------
+
+
+def _tolerances(profile: str, build: str) -> tuple[dict, str | None]:
+    """Return the profile's tolerances for `build` as gate Tolerances, and a note when they could not be loaded."""
+    from harness.gate import Tolerance
+
+    try:
+        from harness.profiles import ProfileError, load_profile
+
+        loaded = load_profile(profile)
+    except Exception as exc:  # any unloadable profile means zero tolerances, which is stated, never hidden
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {}, f"profile {profile!r} could not be loaded ({first}); comparing with zero tolerances"
+    try:
+        eff = loaded.effective(build)
+    except ProfileError:
+        # A build the profile file does not list (an old release) still gets the profile's own margins.
+        eff = loaded.base
+    return {
+        name: Tolerance(absolute=t.absolute or 0.0, relative=t.relative or 0.0)
+        for name, t in (eff.tolerances or {}).items()
+    }, None
+
+
+@app.command("compare")
+def compare(
+    build_a: Annotated[str, typer.Argument(help="baseline build")],
+    build_b: Annotated[str, typer.Argument(help="candidate build")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="device profile name as stored")],
+    db: DbOption = DEFAULT_DB,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="exit 1 when any metric is a REGRESSION")
+    ] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate (Holm)")] = 0.05,
+) -> None:
+    """Gate BUILD_B (candidate) against BUILD_A (baseline) from their latest completed runs in the store."""
+    from harness.gate import Verdict, evaluate, overall_verdict
+
+    if not 0.0 < alpha < 1.0:
+        fail("compare", f"--alpha must be in (0, 1), got {alpha}")
+    store = open_db("compare", db)
+    with store:
+        _check_profile("compare", store, profile)
+        for b in (build_a, build_b):
+            if not store.has_build(profile, b):
+                builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
+                fail("compare", f"build {b!r} has no completed run of {profile} (known: {', '.join(builds)})")
+        base = store.latest_metrics(profile, build_a)
+        cand = store.latest_metrics(profile, build_b)
+    tolerances, note = _tolerances(profile, build_b)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    comparisons = evaluate(dict(cand), base, tolerances, alpha=alpha)
+    table = Table(title=f"{profile}: {build_b} (candidate) vs {build_a} (baseline), alpha {alpha:g}")
+    for col in ("metric", f"{build_a}", f"{build_b}", "delta [interval]", "tolerance", "Holm p", "verdict"):
+        table.add_column(col, overflow="fold")
+    for name, c in sorted(comparisons.items()):
+        b, k, d = c.baseline, c.candidate, c.delta
+        table.add_row(
+            name,
+            _interval(b.value, b.ci_low, b.ci_high) if b else "-",
+            _interval(k.value, k.ci_low, k.ci_high) if k else "-",
+            _interval(d.value, d.ci_low, d.ci_high) if d else "-",
+            f"{c.tolerance:g}",
+            "-" if c.p_regression_adjusted is None else f"{c.p_regression_adjusted:.2g}",
+            _verdict(str(c.verdict)),
+        )
+    console = _console()
+    console.print(table)
+    top = overall_verdict(c.verdict for c in comparisons.values()) if comparisons else Verdict.ERROR
+    for c in comparisons.values():
+        if c.verdict is Verdict.REGRESSION:
+            console.print(c.message(build_b, build_a), markup=False, highlight=False)
+    console.print(f"overall: {_verdict(str(top))}")
+    if fail_on_regression and any(c.verdict is Verdict.REGRESSION for c in comparisons.values()):
+        raise typer.Exit(1)
+
+
+# -- baseline ---------------------------------------------------------------------------------------------
+
+baseline_app = typer.Typer(
+    name="baseline",
+    help="Set or show the baseline build of each profile.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("set")
+def baseline_set(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="device profile name as stored")],
+    build: Annotated[str, typer.Option("--build", "-b", help="build with a completed run")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Make BUILD the baseline of PROFILE (it needs a completed run in the store)."""
+    store = open_db("baseline set", db)
+    with store:
+        _check_profile("baseline set", store, profile)
+        if not store.has_build(profile, build):
+            builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
+            fail("baseline set", f"--build {build!r} has no completed run of {profile} (known: {', '.join(builds)})")
+        previous = store.baseline(profile)
+        store.set_baseline(profile, build)
+    was = f" (was {previous})" if previous and previous != build else ""
+    print(f"baseline of {profile}: {build}{was}")
+
+
+@baseline_app.command("show")
+def baseline_show(db: DbOption = DEFAULT_DB) -> None:
+    """Table of every profile's baseline build."""
+    store = open_db("baseline show", db)
+    with store:
+        baselines = store.baselines()
+    table = Table(title="baselines")
+    table.add_column("profile")
+    table.add_column("baseline build")
+    for p, b in baselines.items():
+        table.add_row(p, b)
+    _console().print(table if baselines else "no baselines set; use `qharness baseline set`")
+
+
+# -- export -----------------------------------------------------------------------------------------------
+
+EXPORT_FIELDS = (
+    "profile",
+    "build",
+    "run_id",
+    "role",
+    "status",
+    "name",
+    "value",
+    "ci_low",
+    "ci_high",
+    "confidence",
+    "n",
+    "unit",
+    "direction",
+    "verdict",
+    "baseline_build",
+    "profile_hash",
+    "seed",
+    "budget",
+    "host",
+    "git_sha",
+    "started_at",
+    "ended_at",
+    "session_id",
+    "harness_version",
+    "qiskit_version",
+    "qiskit_aer_version",
+    "stim_version",
+    "numpy_version",
+    "provenance",
+)
+
+
+def export_rows(store: Any, profile: str | None = None) -> list[dict]:
+    """Return every metric row (optionally of one profile) joined with its run's provenance, oldest first."""
+    rows = []
+    for p in [profile] if profile else store.profiles():
+        runs = {r.id: r for r in store.runs(p)}
+        for m in store.history(p):
+            run = runs[m["run_id"]]
+            row = {
+                "profile": p,
+                "build": m["build"],
+                "run_id": m["run_id"],
+                "role": run.provenance.get("role"),
+                "status": m["status"],
+                "name": m["name"],
+                "value": m["value"],
+                "ci_low": m["ci_low"],
+                "ci_high": m["ci_high"],
+                "confidence": m["confidence"],
+                "n": m["n"],
+                "unit": m["unit"],
+                "direction": m["direction"],
+                "verdict": m["verdict"],
+                "baseline_build": run.baseline_build,
+                "profile_hash": run.profile_hash,
+                "seed": run.seed,
+                "budget": run.budget,
+                "host": run.host,
+                "git_sha": run.git_sha,
+                "started_at": run.started_at,
+                "ended_at": run.ended_at,
+                "session_id": run.session_id,
+                **run.versions,
+                "provenance": run.provenance,
+            }
+            rows.append({k: row.get(k) for k in EXPORT_FIELDS})
+    return rows
+
+
+def _finite(x: Any) -> Any:
+    """Return x with NaN/inf floats replaced by None (JSON has no NaN)."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json")] = "csv",
+    db: DbOption = DEFAULT_DB,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="only this profile")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output file (default: stdout)")] = None,
+) -> None:
+    """Write every metric row with its run's provenance as CSV or JSON."""
+    if fmt not in ("csv", "json"):
+        fail("export", f"--format must be 'csv' or 'json', got {fmt!r}")
+    store = open_db("export", db)
+    with store:
+        if profile is not None:
+            _check_profile("export", store, profile)
+        rows = export_rows(store, profile)
+    if fmt == "json":
+        text = json.dumps([{k: _finite(v) for k, v in r.items()} for r in rows], indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "provenance": json.dumps(r["provenance"], sort_keys=True)})
+        text = buf.getvalue()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail("export", f"--out {out}: cannot write ({exc.strerror or exc})")
+    print(f"wrote {len(rows)} metric rows to {out}", file=sys.stderr)

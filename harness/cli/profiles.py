@@ -70,9 +70,18 @@ def validate_command(
 
 
 @profiles_app.command("schema")
-def schema_command() -> None:
+def schema_command(
+    fmt: str = typer.Option("json", "--format", help="json (for editors) or markdown (the reference docs)"),
+) -> None:
     """Print the JSON Schema of a profile file on stdout (for editors and check-jsonschema)."""
-    print(json.dumps(profile_json_schema(), indent=2))
+    if fmt == "markdown":
+        from harness.schema_doc import schema_markdown
+
+        print(schema_markdown(), end="")
+    elif fmt == "json":
+        print(json.dumps(profile_json_schema(), indent=2))
+    else:
+        _fail([f"--format must be json or markdown, got {fmt!r}"])
 
 
 @profiles_app.command("show")

@@ -116,8 +116,8 @@ class Device(Protocol):
     def bell_tomography(self, duration_s: float) -> TomographyCounts:
         """Counts for the 9 Pauli settings, each integrated for `duration_s`."""
 
-    def link_tomography(self, duration_s: float) -> ProcessCounts:
-        """Counts for the link's process tomography, each setting integrated for `duration_s`."""
+    def link_tomography(self, duration_s: float, inputs: tuple[str, ...] = INPUTS_4) -> ProcessCounts:
+        """Counts for the link's process tomography over `inputs`, each setting integrated for `duration_s`."""
 
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
         """Singles and coincidences over `duration_s`."""

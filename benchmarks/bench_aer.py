@@ -1,0 +1,83 @@
+"""Speed of the Aer stand-in: the nine Bell settings of one build at the default budget of aer-reference.
+
+Run: python benchmarks/bench_aer.py. Prints a Markdown table and returns rows
+{"figure", "ours", "peer", "ratio", "unit"}; ratio = ours / peer.
+
+- Against the 1 s target: our wall time for one `bell_tomography` call (exact density-matrix probabilities
+  from one Aer run, then numpy multinomial draws).
+- Against Aer shot sampling: the same nine circuits measured and sampled by Aer itself (density-matrix
+  method, shots = the largest shot number of the call), the obvious way to get counts from Aer.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from qiskit_aer import AerSimulator
+
+from harness.devices.aer import AerDevice, bell_circuit
+from harness.devices.base import BELL_SETTINGS
+from harness.profiles import load_profile
+
+PROFILE = "aer-reference"
+REPEATS = 7
+TARGET_S = 1.0
+
+
+def _median_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
+    """Median wall time of `fn` in seconds over `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> list[dict]:
+    """Time the stand-in's Bell tomography; print and return the benchmark rows (times in s)."""
+    loaded = load_profile(PROFILE)
+    build = loaded.default_build
+    duration = loaded.effective(build).measurement.integration_time_s
+    dev = AerDevice(loaded, build, seed=2024)
+    dev.open()
+    ours = _median_time(lambda: dev.bell_tomography(duration))
+    shots = int(np.ceil(dev.rates.coincidence_hz * duration))
+
+    measured = [bell_circuit(s, measure=True) for s in BELL_SETTINGS]
+    sim = AerSimulator(method="density_matrix", noise_model=dev.noise_model)
+
+    def sampled() -> object:
+        return sim.run(measured, shots=shots, seed_simulator=1).result()
+
+    peer = _median_time(sampled)
+    dev.close()
+    rows = [
+        {
+            "figure": f"bell_tomography, 9 settings, {PROFILE} build {build}, T={duration} s (~{shots} events/setting)",
+            "ours": ours,
+            "peer": TARGET_S,
+            "ratio": ours / TARGET_S,
+            "unit": "s (peer = target)",
+        },
+        {
+            "figure": "same 9 settings: exact probabilities + numpy draws vs Aer sampling every shot",
+            "ours": ours,
+            "peer": peer,
+            "ratio": ours / peer,
+            "unit": "s",
+        },
+    ]
+    print("| figure | ours | peer | ratio | unit |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['figure']} | {r['ours']:.4g} | {r['peer']:.4g} | {r['ratio']:.3g} | {r['unit']} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Vectorised resampling of count tables and percentile-bootstrap Estimates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from harness.analysis.intervals import make_estimate, percentile_interval
+from harness.analysis.validation import (
+    AnalysisError,
+    as_counts,
+    check_confidence,
+    check_n_boot,
+    check_rng,
+    require_row_totals,
+)
+from harness.metrics import Direction, Estimate
+
+
+def resample_multinomial(counts: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Return n_boot multinomial resamples of every row (last axis = outcomes), shape (n_boot, *counts.shape)."""
+    counts = as_counts(counts)
+    if counts.ndim < 1:
+        raise AnalysisError("counts: need at least one axis of outcomes")
+    check_rng(rng)
+    n_boot = check_n_boot(n_boot)
+    rows = counts.reshape(-1, counts.shape[-1])
+    totals = require_row_totals(rows)
+    # One call resamples all rows and replicates at once; each row keeps its own total.
+    out = rng.multinomial(totals, rows / totals[:, None], size=(n_boot, rows.shape[0]))
+    return out.reshape((n_boot, *counts.shape))
+
+
+def resample_poisson(counts: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Return n_boot parametric Poisson resamples of independent counts, shape (n_boot, *counts.shape)."""
+    counts = as_counts(counts)
+    check_rng(rng)
+    n_boot = check_n_boot(n_boot)
+    return rng.poisson(counts, size=(n_boot, *counts.shape))
+
+
+def bootstrap_estimate(
+    estimator: Callable[[np.ndarray], np.ndarray],
+    counts: np.ndarray,
+    *,
+    name: str,
+    rng: np.random.Generator,
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    batched: bool = True,
+    unit: str | None = None,
+    direction: Direction | None = None,
+) -> Estimate:
+    """Return an Estimate of estimator(counts) with a multinomial-bootstrap percentile interval.
+
+    With `batched=True` the estimator maps counts with a leading batch axis to one value per
+    batch element; otherwise it is called once per replicate.
+    """
+    counts = as_counts(counts)
+    confidence = check_confidence(confidence)
+    reps = resample_multinomial(counts, rng, n_boot)
+    if batched:
+        point = float(np.asarray(estimator(counts[None]))[0])
+        samples = np.asarray(estimator(reps), dtype=float).reshape(n_boot)
+    else:
+        point = float(estimator(counts))
+        samples = np.array([float(estimator(r)) for r in reps])
+    low, high = percentile_interval(samples, point, confidence)
+    return make_estimate(name, point, low, high, int(counts.sum()), confidence, samples, unit, direction)

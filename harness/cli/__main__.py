@@ -1,0 +1,5 @@
+"""`python -m harness.cli` runs the `qharness` command line."""
+
+from harness.cli import main
+
+main()

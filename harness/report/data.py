@@ -1,0 +1,439 @@
+"""What a release report shows, gathered from the results store: release runs, trends, raw-record views."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.gate import Verdict
+from harness.metrics import metric_spec
+from harness.report.versions import order_builds
+from harness.store import RunRow, Store
+from harness.summary import run_summary
+
+# Runs whose metrics describe a build: finished, whatever the verdict (an errored run still measured something).
+REPORTABLE_STATUSES = ("passed", "failed", "error")
+COUNTED_VERDICTS = ("REGRESSION", "IMPROVED", "INCONCLUSIVE", "ERROR", "PASS", "NO_BASELINE")
+
+
+class ReportError(ValueError):
+    """A report cannot be built as asked (unknown profile or build, empty store)."""
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One build's estimate of one metric on a trend axis."""
+
+    build: str
+    value: float
+    ci_low: float
+    ci_high: float
+    verdict: str | None
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Band:
+    """The baseline estimate drawn behind a trend, and the tolerance limit on the worse side."""
+
+    build: str | None
+    value: float
+    ci_low: float
+    ci_high: float
+    limit: float | None
+
+
+@dataclass
+class Trend:
+    """A metric across the builds of a profile, in build order."""
+
+    profile: str
+    metric: str
+    unit: str
+    direction: str
+    builds: list[str]
+    points: list[TrendPoint]
+    band: Band | None = None
+    release_build: str | None = None
+
+
+@dataclass
+class LogicalPoint:
+    """Logical error rate of one code family, basis and distance (errors over shots, Wilson interval)."""
+
+    family: str
+    basis: str
+    distance: int
+    shots: int
+    errors: int
+    rate: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass
+class PlobPoint:
+    """Measured ebits per channel use at the measured end-to-end transmissivity (heralding efficiency of B)."""
+
+    eta: float
+    ebits_per_use: float
+    ebits_low: float
+    ebits_high: float
+
+
+@dataclass
+class ProfileReport:
+    """Everything the report shows for one profile."""
+
+    profile: str
+    run: RunRow
+    summary: dict
+    builds: list[str]
+    baseline_build: str | None
+    trends: dict[str, Trend]
+    rho: np.ndarray | None = None
+    rho_note: str = ""
+    rho_fidelity: float | None = None
+    logical: list[LogicalPoint] = field(default_factory=list)
+    logical_source: str = ""
+    plob: PlobPoint | None = None
+    instruments: list[dict] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """Return the profile's overall verdict (summary contract)."""
+        return str(self.summary["verdict"])
+
+    def counts(self) -> Counter:
+        """Return how many metrics of the release run have each verdict."""
+        return Counter(m["verdict"] for m in self.summary["metrics"])
+
+
+def _is_candidate(run: RunRow) -> bool:
+    return run.provenance.get("role") == "candidate"
+
+
+def release_run(
+    runs: list[RunRow], build: str | None = None, statuses: tuple[str, ...] = REPORTABLE_STATUSES
+) -> RunRow | None:
+    """Return the newest candidate run with one of `statuses` (of `build` when given), else None."""
+    pick = [r for r in runs if _is_candidate(r) and r.status in statuses]
+    if build is not None:
+        pick = [r for r in pick if r.build == build]
+    return pick[-1] if pick else None
+
+
+def _trend_runs(runs: list[RunRow], metric_runs: set[int], release: RunRow) -> dict[str, RunRow]:
+    """Return per build the run a trend shows: the newest finished candidate with metrics, else any finished run."""
+    chosen: dict[str, RunRow] = {}
+    fallback: dict[str, RunRow] = {}
+    for r in runs:  # oldest first, so later assignments keep the newest
+        if r.id not in metric_runs or r.status not in REPORTABLE_STATUSES:
+            continue
+        if _is_candidate(r):
+            chosen[r.build] = r
+        else:
+            fallback[r.build] = r
+    out = {**fallback, **chosen}
+    out[release.build] = release
+    return out
+
+
+def _band(release_metric: dict | None, baseline_point: TrendPoint | None, baseline_build: str | None) -> Band | None:
+    """Return the baseline band: the gate's baseline estimate of the release run, else the baseline build's point."""
+    base = (release_metric or {}).get("baseline")
+    if isinstance(base, dict) and base.get("value") is not None:
+        value, lo, hi = float(base["value"]), float(base["ci_low"]), float(base["ci_high"])
+    elif baseline_point is not None:
+        value, lo, hi = baseline_point.value, baseline_point.ci_low, baseline_point.ci_high
+    else:
+        return None
+    limit = None
+    tol = (release_metric or {}).get("tolerance")
+    direction = (release_metric or {}).get("direction")
+    if tol is not None and direction in ("higher", "lower") and math.isfinite(float(tol)):
+        limit = value - float(tol) if direction == "higher" else value + float(tol)
+    return Band(baseline_build, value, lo, hi, limit)
+
+
+def _trends(
+    store: Store,
+    profile: str,
+    runs: list[RunRow],
+    release: RunRow,
+    summary: dict,
+    builds_filter: list[str] | None,
+    baseline_build: str | None,
+    names: list[str] | None = None,
+) -> tuple[list[str], dict[str, Trend]]:
+    """Return the ordered builds and a Trend per metric (default: the metrics of the release run)."""
+    rows = store.history(profile)
+    by_run: dict[int, dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        by_run[int(row["run_id"])][row["name"]] = row  # newest row per name wins
+    per_build = _trend_runs(runs, set(by_run), release)
+    if builds_filter is not None:
+        builds = [b for b in builds_filter if b in per_build]
+    else:
+        first_seen: dict[str, str] = {}
+        for r in runs:
+            first_seen.setdefault(r.build, r.started_at)
+        builds = order_builds(per_build, first_seen)
+    release_metrics = {m["name"]: m for m in summary["metrics"]}
+    any_row = {row["name"]: row for row in rows}
+    trends: dict[str, Trend] = {}
+    for name in names if names is not None else list(release_metrics):
+        rm = release_metrics.get(name)
+        ref = rm or any_row.get(name)
+        if ref is None:
+            continue
+        points = []
+        for b in builds:
+            row = by_run.get(per_build[b].id, {}).get(name)
+            if row is None or not math.isfinite(row["value"]):
+                continue
+            points.append(
+                TrendPoint(b, row["value"], row["ci_low"], row["ci_high"], row["verdict"], int(row["run_id"]))
+            )
+        base_pt = next((p for p in points if p.build == baseline_build), None)
+        trends[name] = Trend(
+            profile=profile,
+            metric=name,
+            unit=ref["unit"],
+            direction=ref["direction"],
+            builds=builds,
+            points=points,
+            band=_band(rm, base_pt, baseline_build),
+            release_build=release.build,
+        )
+    return builds, trends
+
+
+def collect_trends(
+    store: Store,
+    profile: str,
+    builds: list[str] | None = None,
+    names: list[str] | None = None,
+    *,
+    include_running: bool = False,
+) -> tuple[RunRow, dict, list[str], dict[str, Trend], str | None]:
+    """Return (release run, its summary, ordered builds, trends per metric, baseline build) of one profile."""
+    runs = store.runs(profile)
+    if not runs:
+        raise ReportError(f"profile {profile!r} has no runs in results store {store.path}; check --profile")
+    if builds:
+        known = {r.build for r in runs}
+        unknown = [b for b in builds if b not in known]
+        if unknown:
+            raise ReportError(
+                f"--builds: profile {profile!r} has no runs of build(s) {', '.join(unknown)} "
+                f"(known: {', '.join(order_builds(known))})"
+            )
+    statuses = (*REPORTABLE_STATUSES, "running") if include_running else REPORTABLE_STATUSES
+    release = release_run(runs, builds[-1] if builds else None, statuses)
+    if release is None:
+        which = f" of build {builds[-1]!r}" if builds else ""
+        raise ReportError(
+            f"profile {profile!r} has no finished candidate run{which} in results store {store.path}; "
+            "run `qharness run` first or choose other --builds"
+        )
+    summary = run_summary(store, release)
+    baseline_build = release.baseline_build or store.baseline(profile)
+    ordered, trends = _trends(store, profile, runs, release, summary, builds, baseline_build, names)
+    return release, summary, ordered, trends, baseline_build
+
+
+def pooled_payloads(records: list[dict], protocol: str) -> list[dict]:
+    """Return the payloads of one protocol's raw records in insertion order."""
+    return [r["payload"] for r in records if r["protocol"] == protocol and isinstance(r.get("payload"), dict)]
+
+
+def pooled_bell_counts(payloads: list[dict]) -> tuple[tuple[str, ...], np.ndarray, float] | None:
+    """Return (settings, summed counts (n_settings, 4), total duration in s) of pooled bell records, or None."""
+    if not payloads:
+        return None
+    settings = tuple(payloads[0]["settings"])
+    total = np.zeros((len(settings), 4), dtype=np.int64)
+    duration = 0.0
+    for p in payloads:
+        if tuple(p["settings"]) != settings:
+            # Records over other settings cannot be pooled with the first; the first's setting order is kept.
+            continue
+        total += np.asarray(p["counts"], dtype=np.int64)
+        duration += float(p.get("duration_s", 0.0))
+    return settings, total, duration
+
+
+def reconstruct_rho(settings: tuple[str, ...], counts: np.ndarray, duration_s: float) -> tuple[np.ndarray, str]:
+    """Return the physical 4x4 density matrix (qubit A first) of pooled Bell counts, and how it was obtained."""
+    from harness.devices.base import BELL_SETTINGS, TomographyCounts
+
+    try:
+        from harness.analysis.estimators import reconstruct_bell_state
+    except ImportError:
+        reconstruct_bell_state = None
+    if reconstruct_bell_state is not None:
+        rho = reconstruct_bell_state(TomographyCounts(settings, counts, duration_s))
+        return np.asarray(rho, dtype=complex), "harness.analysis.estimators.reconstruct_bell_state"
+    from harness.analysis.tomography import state_tomography
+
+    index = {s: i for i, s in enumerate(settings)}
+    missing = [s for s in BELL_SETTINGS if s not in index]
+    if missing:
+        raise ValueError(f"bell raw records lack settings {missing}; cannot reconstruct the state")
+    ordered = counts[[index[s] for s in BELL_SETTINGS]]
+    return state_tomography(ordered), "linear inversion with projection to the nearest density matrix"
+
+
+_LOGICAL_PREFIXES = ("logical_success_",)
+
+
+def _family_distance(code: str) -> tuple[str, int] | None:
+    """Return (family, distance) of a code name like 'surface_d5', or None."""
+    head, sep, tail = code.rpartition("_d")
+    if not sep or not tail.isdigit():
+        return None
+    return head, int(tail)
+
+
+def logical_points(payloads: list[dict], metrics: list[dict]) -> tuple[list[LogicalPoint], str]:
+    """Return logical error rates per code family, basis and distance; from raw records, else from the metrics."""
+    from harness.analysis.intervals import wilson_interval
+
+    acc: dict[tuple[str, str, int], list[int]] = {}
+    source = ""
+    if payloads:
+        # A logical re-measurement supersedes the earlier one (memories stop on an error count, so shots do not add).
+        for mem in payloads[-1].get("memories", []):
+            fd = _family_distance(str(mem.get("code", "")))
+            distance = int(mem.get("distance") or (fd[1] if fd else 0))
+            family = fd[0] if fd else str(mem.get("code"))
+            key = (family, str(mem.get("basis", "")), distance)
+            tot = acc.setdefault(key, [0, 0])
+            tot[0] += int(mem.get("shots", 0))
+            tot[1] += int(mem.get("errors", 0))
+        source = "raw records (errors / shots)"
+    if acc:
+        keys = sorted(k for k, (shots, _) in acc.items() if shots > 0)
+        shots = np.array([acc[k][0] for k in keys], dtype=float)
+        errors = np.array([acc[k][1] for k in keys], dtype=float)
+        lo, hi = wilson_interval(errors, shots)
+        return [
+            LogicalPoint(f, b, d, int(s), int(e), float(e / s), float(low), float(high))
+            for (f, b, d), s, e, low, high in zip(keys, shots, errors, lo, hi, strict=True)
+        ], source
+    out = []
+    for m in metrics:
+        name = m["name"]
+        if not name.startswith(_LOGICAL_PREFIXES):
+            continue
+        fd = _family_distance(name.removeprefix("logical_success_"))
+        if fd is None or m["value"] is None or not math.isfinite(m["value"]):
+            continue
+        out.append(
+            LogicalPoint(
+                fd[0],
+                "",
+                fd[1],
+                int(m["n"]),
+                round((1 - m["value"]) * m["n"]),
+                1 - m["value"],
+                1 - m["ci_high"],
+                1 - m["ci_low"],
+            )
+        )
+    out.sort(key=lambda p: (p.family, p.distance))
+    return out, "logical_success metrics (1 - success)" if out else ""
+
+
+def plob_point(metrics: list[dict]) -> PlobPoint | None:
+    """Return ebits per channel use = heralding_efficiency_b * ebit_rate_hz / pair_rate_hz, or None if missing."""
+    by = {m["name"]: m for m in metrics}
+    try:
+        eta, ebit, pair = by["heralding_efficiency_b"], by["ebit_rate_hz"], by["pair_rate_hz"]
+    except KeyError:
+        return None
+    vals = [eta["value"], ebit["value"], pair["value"]]
+    if not all(v is not None and math.isfinite(v) for v in vals) or pair["value"] <= 0 or not 0 < eta["value"] < 1:
+        return None
+    y = eta["value"] * ebit["value"] / pair["value"]
+
+    def rel(m: dict) -> float:
+        v = m["value"]
+        return 0.0 if v == 0 else (m["ci_high"] - m["ci_low"]) / (2 * abs(v))
+
+    # Relative half-widths add in quadrature for a product/quotient of independent estimates.
+    r = math.sqrt(rel(eta) ** 2 + rel(ebit) ** 2 + rel(pair) ** 2)
+    return PlobPoint(float(eta["value"]), float(y), float(max(y * (1 - r), 0.0)), float(y * (1 + r)))
+
+
+def instrument_rows(provenance: dict[str, Any]) -> list[dict]:
+    """Return one row per instrument of a bench run's provenance: queries, writes, retries, reconnects, faults."""
+    inst = provenance.get("instruments")
+    if not isinstance(inst, dict):
+        return []
+    rows = []
+    for name, stats in inst.items():
+        if not isinstance(stats, dict):
+            continue
+        faults = stats.get("faults") or {}
+        rows.append(
+            {
+                "name": name,
+                "queries": int(stats.get("queries", 0)),
+                "writes": int(stats.get("writes", 0)),
+                "retries": int(stats.get("retries", 0)),
+                "reconnects": int(stats.get("reconnects", 0)),
+                "faults": {str(k): int(v) for k, v in faults.items()} if isinstance(faults, dict) else {},
+            }
+        )
+    return rows
+
+
+def collect_profile(store: Store, profile: str, builds: list[str] | None = None) -> ProfileReport:
+    """Return the report data of one profile: its release run (newest candidate, or last of `builds`) and trends."""
+    release, summary, ordered, trends, baseline_build = collect_trends(store, profile, builds)
+    rep = ProfileReport(profile, release, summary, ordered, baseline_build, trends)
+    records = store.raw_records(release.id)
+    bell = pooled_bell_counts(pooled_payloads(records, "bell"))
+    if bell is None:
+        rep.rho_note = "no bell raw records in this run"
+    else:
+        try:
+            rep.rho, rep.rho_note = reconstruct_rho(*bell)
+            from harness.analysis.measures import state_fidelity
+
+            rep.rho_fidelity = float(state_fidelity(rep.rho))
+        except Exception as exc:  # one unreconstructable state must not cost the whole release report
+            rep.rho, rep.rho_note = None, f"cannot reconstruct the state: {type(exc).__name__}: {exc}"
+    rep.logical, rep.logical_source = logical_points(pooled_payloads(records, "logical"), summary["metrics"])
+    rep.plob = plob_point(summary["metrics"])
+    rep.instruments = instrument_rows(release.provenance)
+    return rep
+
+
+def verdict_counts(reports: list[ProfileReport]) -> dict[str, int]:
+    """Return the number of release-run metrics per verdict over all profiles (every verdict listed)."""
+    total: Counter = Counter()
+    for r in reports:
+        total.update(r.counts())
+    return {v: int(total.get(v, 0)) for v in COUNTED_VERDICTS}
+
+
+def release_verdict(reports: list[ProfileReport]) -> str:
+    """Return the release's headline verdict: the worst of the profiles' verdicts."""
+    from harness.gate import overall_verdict
+
+    return str(overall_verdict(Verdict(r.verdict) for r in reports)) if reports else str(Verdict.ERROR)
+
+
+def describe(metric: str) -> str:
+    """Return the registered description of a metric, or '' when it is not registered."""
+    try:
+        return metric_spec(metric).description
+    except KeyError:
+        return ""

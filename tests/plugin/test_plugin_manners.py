@@ -1,0 +1,65 @@
+"""The plugin leaves other suites alone, validates its options, and unloads cleanly."""
+
+import pytest
+
+UNRELATED = """
+def test_addition():
+    assert 1 + 1 == 2
+"""
+
+
+def test_without_profile_only_options_and_markers(pytester: pytest.Pytester):
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(passed=1)
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.fidelity:*", "@pytest.mark.bench_only:*", "@pytest.mark.sim_only:*"])
+    helptext = pytester.runpytest("--help")
+    helptext.stdout.fnmatch_lines(
+        ["qharness regression harness:", "*--device-profile=NAME|PATH*", "*--harness-summary=PATH*"]
+    )
+
+
+def test_suites_skip_with_reason_without_profile(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_suite="""
+        import pytest
+
+        @pytest.mark.parametrize("metric", ["bell_fidelity"])
+        def test_metric(harness_profile, metric, verdict):
+            verdict.check()
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs --device-profile NAME|PATH*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alpha", "2"], "*--alpha must be in (0, 1), got 2*"),
+        (["--alpha", "x"], "*--alpha must be a number in (0, 1)*"),
+        (["--budget", "huge"], "*--budget must be one of quick, standard, release, got 'huge'*"),
+        (["--harness-seed", "1.5"], "*--harness-seed must be an integer*"),
+        (["--device-profile", "no-such-profile"], "*--device-profile no-such-profile:*no-such-profile*"),
+        (["--firmware-build", "9.9.9"], "*--device-profile aer-reference:*9.9.9*2.3.0*"),
+    ],
+)
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args, message):
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    if "--device-profile" not in args:
+        args = ["--device-profile", "aer-reference", *args]
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unloads_cleanly(pytester: pytest.Pytester):
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    result = pytester.runpytest_subprocess("-p", "no:qharness")
+    result.assert_outcomes(passed=1)
+    unknown = pytester.runpytest_subprocess("-p", "no:qharness", "--device-profile", "aer-reference")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["*unrecognized arguments: --device-profile*"])
