@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from harness.cli.app import app
+from harness.profiles import ProfileError, load_profile
 
 
 def suites_dir() -> Path:
@@ -35,7 +36,7 @@ def pytest_command(
     extra: list[str],
 ) -> list[str]:
     """The pytest command line that `qharness run` executes."""
-    cmd = [sys.executable, "-m", "pytest", str(suites_dir()), "-p", "no:cacheprovider", "-q"]
+    cmd = [sys.executable, "-m", "pytest", str(suites_dir()), "-p", "no:cacheprovider", "-q", "--strict-markers"]
     for p in profiles:
         cmd += ["--device-profile", p]
     if build:
@@ -64,6 +65,9 @@ def run(
         str | None, typer.Option("--summary", "--harness-summary", help="JSON summary path")
     ] = "reports/summary.json",
     strict: Annotated[bool, typer.Option(help="INCONCLUSIVE fails the run")] = False,
+    report: Annotated[
+        str | None, typer.Option(help="after the run, write the HTML/Markdown/JSON report into this directory")
+    ] = None,
 ) -> None:
     """Run the regression suites (./test_suites, else the packaged ones); exit codes follow pytest."""
     cmd = pytest_command(
@@ -79,4 +83,15 @@ def run(
         extra=ctx.args,
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
-    raise typer.Exit(subprocess.call(cmd))
+    code = subprocess.call(cmd)
+    if report and Path(db).exists():
+        from harness.report.build import ReportError, build_report, open_store
+
+        try:
+            with open_store(db) as store:
+                names = [load_profile(p).name for p in profile]
+                result = build_report(store, release=build or "latest", out_dir=report, profiles=names)
+            typer.echo(f"report: {result.index_html} ({result.verdict})", err=True)
+        except (ReportError, ProfileError) as exc:
+            typer.echo(f"qharness run: no report written: {exc}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,371 @@
+"""A lab bench as a Device: pair-source firmware, coincidence counter and polarisation analysers.
+
+Each instrument is reached through harness.instruments (VISA or serial) with the profile's
+timeout, bounded retries and backoff. A fault that survives its retries raises a typed
+InstrumentError whose message names the instrument, the command, the fault and the retry count.
+Every completed tomography setting is handed to `on_record` before the next one starts, so a
+caller that stores it there never loses a completed measurement to a later fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.devices.base import (
+    BASES,
+    BELL_SETTINGS,
+    INPUTS_4,
+    INPUTS_6,
+    CoincidenceCounts,
+    DeviceError,
+    Identity,
+    IdentityMismatchError,
+    ProcessCounts,
+    TomographyCounts,
+)
+from harness.instruments import (
+    Instrument,
+    InstrumentConfigError,
+    InstrumentDisconnected,
+    InstrumentError,
+    InstrumentProtocolError,
+    InstrumentSpec,
+    NotSupportedError,
+    SessionRecorder,
+    Transport,
+    parse_scpi_error,
+)
+
+ROLES = ("source", "counter", "analyzers")
+# IEEE 488.2 "operation complete?" query; a profile may name another one as analyzers.commands.sync.
+DEFAULT_SYNC = "*OPC?"
+# Total integration above which a progress bar is worth showing on a terminal.
+PROGRESS_MIN_S = 2.0
+
+RecordCallback = Callable[[str, dict], None]
+
+
+def _resolve(profile: Any, build: str) -> Any:
+    """An effective Profile from a Profile or a LoadedProfile."""
+    return profile.effective(build) if hasattr(profile, "effective") else profile
+
+
+class BenchDevice:
+    """The Device protocol over real instruments (or emulators) described by a profile's `bench` block."""
+
+    kind = "bench"
+
+    def __init__(
+        self,
+        profile: Any,
+        build: str,
+        *,
+        recorder: SessionRecorder | None = None,
+        on_record: RecordCallback | None = None,
+        transports: Mapping[str, Transport] | None = None,
+    ) -> None:
+        self.build = str(build)
+        self.profile = _resolve(profile, self.build)
+        self.name = str(getattr(self.profile, "name", "bench"))
+        bench = getattr(self.profile, "bench", None)
+        if bench is None:
+            raise InstrumentConfigError(
+                f"profile {self.name!r} has no 'bench' block; a bench device needs source, counter and analyzers"
+            )
+        self.bench = bench
+        self.recorder = recorder
+        self.on_record = on_record
+        self.instruments: dict[str, Instrument] = {}
+        transports = dict(transports or {})
+        for role in ROLES:
+            block = getattr(bench, role, None)
+            if block is None:
+                raise InstrumentConfigError(f"profile {self.name!r}: bench.{role} is missing")
+            self.instruments[role] = Instrument(
+                role,
+                InstrumentSpec.from_block(role, block),
+                timeout_s=float(bench.timeout_s),
+                retries=int(bench.retries),
+                backoff_s=self._backoff(float(bench.backoff_s)),
+                recorder=recorder,
+                transport=transports.get(role),
+                sleep=self._sleep,
+            )
+        self.setting_redos = 0
+        self._open = False
+        self._identity: Identity | None = None
+
+    # Hooks a replay overrides: no waiting between retries of a recorded session.
+    @staticmethod
+    def _sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+    @staticmethod
+    def _backoff(backoff_s: float) -> float:
+        return backoff_s
+
+    @property
+    def source(self) -> Instrument:
+        """The pair-source firmware."""
+        return self.instruments["source"]
+
+    @property
+    def counter(self) -> Instrument:
+        """The coincidence counter."""
+        return self.instruments["counter"]
+
+    @property
+    def analyzers(self) -> Instrument:
+        """The polarisation analysers."""
+        return self.instruments["analyzers"]
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect every instrument and switch the pair source on (idempotent)."""
+        if self._open:
+            return
+        try:
+            for inst in self.instruments.values():
+                inst.open()
+            self.source.write("enable")
+            # A write is unconfirmed; a query on the same line returns only after the source has applied it.
+            self.source.query("identify")
+        except BaseException:
+            self.close()
+            raise
+        self._open = True
+
+    def close(self) -> None:
+        """Switch the source off (best effort, one attempt, bounded by the timeout) and release every instrument."""
+        src = self.source
+        if src.generation:
+            saved = src.retries
+            src.retries = 0
+            try:
+                src.write("disable")
+            except (DeviceError, OSError):
+                pass  # the source is unreachable; nothing more can be done from here
+            finally:
+                src.retries = saved
+        for inst in self.instruments.values():
+            inst.close()
+        self._open = False
+
+    def __enter__(self) -> BenchDevice:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_open(self) -> None:
+        if not self._open:
+            self.open()
+
+    # ---- identity ---------------------------------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        """Kind (bench or replay), the profile name and the firmware build the source reports (FW?)."""
+        self._require_open()
+        idn = self.source.query("identify")
+        build = self.source.query("firmware_build").strip()
+        counter_idn = self.counter.query_raw("*IDN?")
+        self._identity = Identity(
+            kind=self.kind, profile=self.name, build=build, detail=f"{idn}; counter {counter_idn}"
+        )
+        return self._identity
+
+    def check_build(self, expected: str | None = None) -> Identity:
+        """Identify and raise IdentityMismatchError unless the source reports `expected` (default: the build)."""
+        expected = self.build if expected is None else str(expected)
+        ident = self.identify()
+        if ident.build != expected:
+            raise IdentityMismatchError(
+                f"profile {self.name!r}: the source reports firmware build {ident.build!r} (FW?) but build "
+                f"{expected!r} is under test; flash {expected!r} or test --firmware-build {ident.build!r}"
+            )
+        return ident
+
+    # ---- measurements -----------------------------------------------------------------------------------------
+
+    def _generations(self) -> tuple[int, ...]:
+        return tuple(inst.generation for inst in self.instruments.values())
+
+    def _poll_errors(self, context: str) -> None:
+        """Read SYST:ERR? once; a non-zero entry raises InstrumentProtocolError naming the SCPI error."""
+        reply = self.counter.query("errors")
+        code, message = parse_scpi_error(reply)
+        if code != 0:
+            line = self.counter.render("errors")
+            raise InstrumentProtocolError(
+                f'counter: {line} failed after 0 retries: instrument reported SCPI error {code},"{message}" '
+                f"({context})",
+                reply,
+            )
+
+    def _sync_analyzers(self) -> None:
+        """Return once the analysers have applied every write so far.
+
+        The analysers and the counter are separate connections, so without this barrier the counter
+        could integrate before a new basis is set.
+        """
+        if self.analyzers.has("sync"):
+            self.analyzers.query("sync")
+        else:
+            self.analyzers.query_raw(DEFAULT_SYNC)
+
+    def _integrate(self, setup: Callable[[], None] | None, duration_s: float, what: str) -> np.ndarray:
+        """Run `setup`, integrate and read the four counts; redo it if any connection was replaced meanwhile."""
+        attempts = self.counter.retries + 1
+        for _ in range(attempts):
+            before = self._generations()
+            if setup is not None:
+                setup()
+                self._sync_analyzers()
+            self.counter.write("set_integration", seconds=_seconds(duration_s))
+            reply = self.counter.query("coincidences")
+            if self._generations() == before:
+                return np.array([int(x) for x in reply.split(",")], dtype=np.int64)
+            # A reconnect happened: a setting written on the old connection may never have arrived.
+            self.setting_redos += 1
+        raise InstrumentDisconnected(
+            f"counter: {self.counter.render('coincidences')} failed after {attempts - 1} retries: "
+            f"connections kept dropping during {what}"
+        )
+
+    def _emit(self, kind: str, payload: dict) -> None:
+        if self.on_record is not None:
+            self.on_record(kind, payload)
+
+    def bell_tomography(self, duration_s: float) -> TomographyCounts:
+        """Counts of the 9 Pauli settings (BELL_SETTINGS order, outcomes ++,+-,-+,--), each over `duration_s` s."""
+        duration_s = _check_duration(duration_s)
+        self._require_open()
+        counts = np.zeros((len(BELL_SETTINGS), 4), dtype=np.int64)
+        with _progress(len(BELL_SETTINGS), duration_s, "Bell tomography") as advance:
+            for i, setting in enumerate(BELL_SETTINGS):
+
+                def setup(a: str = setting[0], b: str = setting[1]) -> None:
+                    self.analyzers.write("set_basis", arm="A", basis=a)
+                    self.analyzers.write("set_basis", arm="B", basis=b)
+
+                row = self._integrate(setup, duration_s, f"setting {setting}")
+                self._poll_errors(f"after setting {setting}")
+                counts[i] = row
+                self._emit(
+                    "bell_setting",
+                    {"index": i, "setting": setting, "counts": row.tolist(), "duration_s": duration_s},
+                )
+                advance()
+        return TomographyCounts(settings=BELL_SETTINGS, counts=counts, duration_s=duration_s)
+
+    def link_tomography(self, duration_s: float, inputs: Sequence[str] = INPUTS_4) -> ProcessCounts:
+        """Counts of link process tomography: inputs x (X, Y, Z) x (+, -), each setting over `duration_s` s.
+
+        Needs `prepare_state` in bench.analyzers.commands; the four counts of each setting carry
+        B's outcome in the second sign (B '+' = ++ + -+, B '-' = +- + --).
+        """
+        duration_s = _check_duration(duration_s)
+        if not self.analyzers.has("prepare_state"):
+            raise NotSupportedError(
+                f"profile {self.name!r}: link tomography needs a 'prepare_state' command in bench.analyzers.commands "
+                '(e.g. prepare_state: "PREP {state}"); this bench cannot prepare input states'
+            )
+        inputs = tuple(inputs)
+        bad = [s for s in inputs if s not in INPUTS_6]
+        if bad:
+            raise ValueError(f"link tomography inputs {bad} are not among {INPUTS_6}")
+        self._require_open()
+        counts = np.zeros((len(inputs), len(BASES), 2), dtype=np.int64)
+        total = len(inputs) * len(BASES)
+        try:
+            with _progress(total, duration_s, "Link tomography") as advance:
+                for i, state in enumerate(inputs):
+                    for j, basis in enumerate(BASES):
+
+                        def setup(s: str = state, b: str = basis) -> None:
+                            self.analyzers.write("prepare_state", state=s)
+                            self.analyzers.write("set_basis", arm="B", basis=b)
+
+                        row = self._integrate(setup, duration_s, f"input {state} basis {basis}")
+                        self._poll_errors(f"after input {state}, basis {basis}")
+                        counts[i, j] = (row[0] + row[2], row[1] + row[3])
+                        self._emit(
+                            "link_setting",
+                            {
+                                "input": state,
+                                "basis": basis,
+                                "counts": counts[i, j].tolist(),
+                                "raw": row.tolist(),
+                                "duration_s": duration_s,
+                            },
+                        )
+                        advance()
+        finally:
+            with contextlib.suppress(InstrumentError):
+                self.analyzers.write("prepare_state", state="NONE")
+                self._sync_analyzers()
+        return ProcessCounts(inputs=inputs, bases=BASES, counts=counts, duration_s=duration_s)
+
+    def coincidences(self, duration_s: float) -> CoincidenceCounts:
+        """Singles of both arms and coincidences (sum of the four outcomes) over one integration of `duration_s` s."""
+        duration_s = _check_duration(duration_s)
+        self._require_open()
+        detectors = getattr(self.profile, "detectors", None)
+        if detectors is None:
+            raise InstrumentConfigError(
+                f"profile {self.name!r}: coincidences need detectors.coincidence_window_s; add a 'detectors' block"
+            )
+        row = self._integrate(None, duration_s, "the coincidence measurement")
+        singles_a = int(self.counter.query("singles", channel=1))
+        singles_b = int(self.counter.query("singles", channel=2))
+        self._poll_errors("after the coincidence measurement")
+        result = CoincidenceCounts(
+            singles_a=singles_a,
+            singles_b=singles_b,
+            coincidences=int(row.sum()),
+            window_s=float(detectors.coincidence_window_s),
+            duration_s=duration_s,
+        )
+        self._emit("coincidences", result.to_dict())
+        return result
+
+    # ---- provenance -------------------------------------------------------------------------------------------
+
+    def fault_stats(self) -> dict:
+        """Per instrument: queries, writes, retries, reconnects and faults by type; plus settings redone."""
+        stats: dict[str, Any] = {name: inst.stats.to_dict() for name, inst in self.instruments.items()}
+        stats["setting_redos"] = self.setting_redos
+        return stats
+
+
+def _seconds(duration_s: float) -> str:
+    """Integration time as SCPI text without float noise."""
+    return f"{duration_s:.9g}"
+
+
+def _check_duration(duration_s: float) -> float:
+    d = float(duration_s)
+    if not d > 0 or not np.isfinite(d):
+        raise ValueError(f"integration time must be a positive number of seconds, got {duration_s!r}")
+    return d
+
+
+@contextlib.contextmanager
+def _progress(steps: int, step_s: float, label: str) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on a terminal for long integrations; a no-op otherwise."""
+    if steps * step_s < PROGRESS_MIN_S or not sys.stdout.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=steps)
+        yield lambda: bar.advance(task)

@@ -1,0 +1,182 @@
+"""Running the bench emulators together: in the current event loop, or in a background thread for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.emulators.faults import Fault, FaultPlan
+from harness.emulators.model import LinkModel, LinkParameters
+from harness.emulators.servers import FirmwareEmulator, ScpiEmulator, SourceState
+
+SOURCE_COMMANDS = {"identify": "*IDN?", "firmware_build": "FW?", "enable": "PAIR:ON", "disable": "PAIR:OFF"}
+COUNTER_COMMANDS = {
+    "set_integration": "COUN:TIME {seconds}",
+    "coincidences": "COUN:COIN?",
+    "singles": "COUN:SING? {channel}",
+    "errors": "SYST:ERR?",
+}
+ANALYZER_COMMANDS = {"set_basis": "ANAL:BAS {arm},{basis}", "prepare_state": "PREP {state}"}
+PHYSICS_BLOCKS = ("source", "link", "detectors", "memory")
+CARRIED_BLOCKS = ("measurement", "tolerances", "qec")
+
+
+class EmulatorSet:
+    """A SCPI counter/analyser emulator and a serial source-firmware emulator sharing one pair source.
+
+    Faults apply to both emulators, each with its own seeded RNG; scpi-error only concerns the
+    counter and wrong-build only the firmware.
+    """
+
+    def __init__(
+        self,
+        params: LinkParameters,
+        build: str,
+        *,
+        seed: int | None = 0,
+        faults: Iterable[str | Fault] = (),
+        serial: str = "socket",
+        real_time: bool = False,
+    ) -> None:
+        if serial not in ("socket", "pty"):
+            raise ValueError(f"serial mode must be 'socket' or 'pty', got {serial!r}")
+        specs = list(faults)
+        base = 0 if seed is None else int(seed)
+        self.build = build
+        self.serial_mode = serial
+        self.source_state = SourceState(on=False)
+        self.scpi = ScpiEmulator(
+            LinkModel(params),
+            seed=seed,
+            faults=FaultPlan.from_specs(specs, seed=base + 1),
+            real_time=real_time,
+            source=self.source_state,
+        )
+        self.firmware = FirmwareEmulator(
+            build, faults=FaultPlan.from_specs(specs, seed=base + 2), source=self.source_state
+        )
+        self.serial_url: str | None = None
+
+    @property
+    def scpi_port(self) -> int:
+        """Bound TCP port of the SCPI emulator."""
+        assert self.scpi.port is not None, "emulators not started"
+        return self.scpi.port
+
+    @property
+    def visa_resource(self) -> str:
+        """VISA resource string of the SCPI emulator."""
+        return f"TCPIP0::127.0.0.1::{self.scpi_port}::SOCKET"
+
+    async def start(self, scpi_port: int = 0, serial_port: int = 0) -> None:
+        """Start both emulators on 127.0.0.1 (ports 0 = ephemeral)."""
+        await self.scpi.start(scpi_port)
+        if self.serial_mode == "pty":
+            self.serial_url = await self.firmware.start_pty()
+        else:
+            port = await self.firmware.start(serial_port)
+            self.serial_url = f"socket://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        """Stop both emulators."""
+        await self.scpi.stop()
+        await self.firmware.stop()
+
+    def injected(self) -> dict[str, int]:
+        """Faults injected so far by both emulators, by kind."""
+        total: dict[str, int] = {}
+        for plan in (self.scpi.faults, self.firmware.faults):
+            for k, v in plan.injected.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def bench_block(self, *, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.05) -> dict:
+        """The `bench:` block of a profile pointing at the live emulators."""
+        return {
+            "timeout_s": timeout_s,
+            "retries": retries,
+            "backoff_s": backoff_s,
+            "source": {
+                "transport": "serial",
+                "url": self.serial_url,
+                "baudrate": 115200,
+                "commands": dict(SOURCE_COMMANDS),
+            },
+            "counter": {"transport": "visa", "resource": self.visa_resource, "commands": dict(COUNTER_COMMANDS)},
+            "analyzers": {"transport": "visa", "resource": self.visa_resource, "commands": dict(ANALYZER_COMMANDS)},
+        }
+
+    def profile_dict(self, profile: Any, name: str, **bench_kw: Any) -> dict:
+        """A kind-bench profile: the physics of `profile` (an effective Profile) and a bench block at the live ports."""
+        data: dict[str, Any] = {
+            "name": name,
+            "description": f"live emulated bench (build {self.build}) started by qharness emulate",
+            "kind": "bench",
+            "firmware": {"build": self.build},
+        }
+        for block in (*PHYSICS_BLOCKS, *CARRIED_BLOCKS):
+            value = getattr(profile, block, None)
+            if value is not None:
+                data[block] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        if isinstance(data.get("tolerances"), dict):
+            data["tolerances"] = {
+                k: (v.model_dump(mode="json", exclude_none=True) if hasattr(v, "model_dump") else v)
+                for k, v in getattr(profile, "tolerances", {}).items()
+            }
+        data["bench"] = self.bench_block(**bench_kw)
+        return data
+
+    def write_profile(self, path: str | Path, profile: Any, name: str, **bench_kw: Any) -> Path:
+        """Write `profile_dict(...)` as YAML to `path` and return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(self.profile_dict(profile, name, **bench_kw), sort_keys=False)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # atomic, so a reader never sees half a profile
+        return path
+
+
+class ThreadedEmulators:
+    """An EmulatorSet served by an event loop in a daemon thread (for tests, benchmarks and notebooks)."""
+
+    def __init__(self, params: LinkParameters, build: str, **kw: Any) -> None:
+        self.set = EmulatorSet(params, build, **kw)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="qharness-emulators", daemon=True)
+
+    def start(self) -> ThreadedEmulators:
+        """Start the loop and both emulators; return self."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.set.start(), self._loop).result(10)
+        return self
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `fn(*args)` on the emulator loop (thread-safe access to emulator state)."""
+        fut: asyncio.Future = asyncio.run_coroutine_threadsafe(_call(fn, *args), self._loop)
+        return fut.result(10)
+
+    def stop(self) -> None:
+        """Stop the emulators and the loop."""
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.set.stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        if not self._loop.is_closed() and not self._loop.is_running():
+            self._loop.close()
+
+    def __enter__(self) -> EmulatorSet:
+        self.start()
+        return self.set
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)
