@@ -104,6 +104,16 @@ class HarnessState:
             self.profiles[loaded.name] = loaded
         self.sessions: dict = {}
         self._store = None
+        self._recorder = None
+
+    @property
+    def recorder(self):
+        """The session recorder of --record-session, opened on first use (None without the option)."""
+        if self.record_session and self._recorder is None:
+            from harness.instruments import SessionRecorder
+
+            self._recorder = SessionRecorder(self.record_session)
+        return self._recorder
 
     @property
     def store(self):
@@ -121,9 +131,6 @@ class HarnessState:
         if name not in self.sessions:
             from harness.session import ProfileSession
 
-            options = {}
-            if self.record_session:
-                options["record_path"] = self.record_session
             self.sessions[name] = ProfileSession(
                 self.profiles[name],
                 self.store,
@@ -133,7 +140,7 @@ class HarnessState:
                 budget=self.budget,
                 alpha=self.alpha,
                 session_id=self.session_id,
-                device_options=options,
+                recorder=self.recorder,
             )
             self.sessions[name].family.update(self.families.get(name, ()))
         return self.sessions[name]
@@ -209,22 +216,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("harness_profile", names, ids=names, scope="session")
 
 
+def _harness_param(item: pytest.Item) -> tuple[str, str] | None:
+    """(profile, metric) of a harness metric test, else None."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "harness_profile" not in getattr(item, "fixturenames", ()):
+        return None
+    profile = callspec.params.get("harness_profile")
+    metric = callspec.params.get("metric") or callspec.params.get("logical_metric")
+    return (profile, metric) if profile is not None and metric is not None else None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Gather each profile's metric family from the collected tests; skip harness tests with no profile."""
+    """Group each profile's tests on one xdist worker and skip bench_only/sim_only tests of the other kind."""
     state = _state(config)
+    if state is None:
+        return
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if "harness_profile" not in getattr(item, "fixturenames", ()):
-            continue
-        if state is None or callspec is None:
-            continue
-        profile = callspec.params.get("harness_profile")
-        metric = callspec.params.get("metric") or callspec.params.get("logical_metric")
-        if profile is not None and metric is not None:
-            state.families.setdefault(profile, set()).add(metric)
-            item.add_marker(pytest.mark.xdist_group(name=f"qharness-{profile}"))
-            _apply_kind_markers(item, state.profiles[profile].effective(config.option.firmware_build).kind)
+        found = _harness_param(item)
+        if found is not None:
+            item.add_marker(pytest.mark.xdist_group(name=f"qharness-{found[0]}"))
+            _apply_kind_markers(item, state.profiles[found[0]].effective(config.option.firmware_build).kind)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Each profile's metric family: the metrics of the tests that will run (after -k/-m and skips)."""
+    state = _state(session.config)
+    if state is None:
+        return
+    for item in session.items:
+        found = _harness_param(item)
+        if found is not None and not item.get_closest_marker("skip"):
+            state.families.setdefault(found[0], set()).add(found[1])
 
 
 def _apply_kind_markers(item: pytest.Item, kind: str) -> None:
@@ -372,6 +396,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     for ps in state.sessions.values():
         ps.close()
+    if state._recorder is not None:
+        state._recorder.close()
     if state.summary_path and not hasattr(session.config, "workerinput"):
         # Under xdist only the controller writes it; workers' runs are in the store under one session id.
         write_summary(state, Path(state.summary_path))

@@ -39,7 +39,15 @@ class _Side:
     calls: int = 0
 
 
-def open_device(loaded: LoadedProfile, profile: Profile, build: str, seed: int, **options: object) -> Device:
+def open_device(
+    loaded: LoadedProfile,
+    profile: Profile,
+    build: str,
+    seed: int,
+    *,
+    on_record: Callable[[str, dict], None] | None = None,
+    recorder: object | None = None,
+) -> Device:
     """Construct (not yet open) the device that the profile's kind describes."""
     if profile.kind == "aer":
         from harness.devices.aer import AerDevice
@@ -48,11 +56,11 @@ def open_device(loaded: LoadedProfile, profile: Profile, build: str, seed: int, 
     if profile.kind == "bench":
         from harness.devices.bench import BenchDevice
 
-        return BenchDevice(profile, build, **options)
+        return BenchDevice(profile, build, recorder=recorder, on_record=on_record)
     if profile.kind == "replay":
         from harness.devices.replay import ReplayDevice
 
-        return ReplayDevice(profile, build, base_dir=loaded.path.parent, **options)
+        return ReplayDevice(profile, build, recorder=recorder, on_record=on_record)
     raise HarnessUsageError(f"{loaded.path}: kind {profile.kind!r} is not one of aer, bench, replay")
 
 
@@ -70,7 +78,7 @@ class ProfileSession:
         budget: str = "standard",
         alpha: float = 0.05,
         session_id: str | None = None,
-        device_options: dict | None = None,
+        recorder: object | None = None,
         device_factory: DeviceFactory = open_device,
     ) -> None:
         self.loaded = loaded
@@ -79,7 +87,7 @@ class ProfileSession:
         self.budget = budget
         self.alpha = alpha
         self.session_id = session_id
-        self.device_options = device_options or {}
+        self.recorder = recorder
         self._factory = device_factory
         self.family: set[str] = set()
         self.build = build or loaded.default_build
@@ -89,6 +97,7 @@ class ProfileSession:
         self.baseline_source = "none"
         self.comparisons: dict[str, Comparison] | None = None
         self.skipped: dict[str, str] = {}
+        self._failure: Exception | None = None
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -102,7 +111,16 @@ class ProfileSession:
         side = self.candidate
         if side.device is None:
             side.run_id = self._start_run(side)
-            device = self._factory(self.loaded, side.profile, side.build, self.seed, **self.device_options)
+            run_id = side.run_id
+            device = self._factory(
+                self.loaded,
+                side.profile,
+                side.build,
+                self.seed,
+                # A bench reports each completed setting here, so it is stored before anything else can fail.
+                on_record=lambda protocol, payload: self.store.add_raw(run_id, protocol, payload),
+                recorder=self.recorder,
+            )
             side.device = device
             device.open()
             ident = device.identify()
@@ -224,7 +242,7 @@ class ProfileSession:
         side = _Side(self.baseline_build, self.loaded.effective(self.baseline_build))
         self.baseline = side
         side.run_id = self._start_run(side)
-        side.device = self._factory(self.loaded, side.profile, side.build, self.seed, **self.device_options)
+        side.device = self._factory(self.loaded, side.profile, side.build, self.seed)
         side.device.open()
         self._measure(side, protocols)
         return {m: e for m, e in side.estimates.items() if isinstance(e, Estimate)}
@@ -233,7 +251,14 @@ class ProfileSession:
         """Measure the whole family once, gate it (Holm), re-measure INCONCLUSIVE metrics up to the budget cap."""
         if self.comparisons is not None:
             return self.comparisons
-        self.open_candidate()
+        if self._failure is not None:
+            # A device that could not be opened is not retried by every test (a dead bench would cost minutes).
+            raise self._failure
+        try:
+            self.open_candidate()
+        except Exception as exc:
+            self._failure = exc
+            raise
         protocols = self._protocols(self.family)
         self._measure(self.candidate, protocols)
         baselines = self._acquire_baseline(protocols)

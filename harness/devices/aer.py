@@ -56,8 +56,8 @@ from harness.devices.base import (
     ProcessCounts,
     TomographyCounts,
 )
-from harness.physics.link import LinkRates, link_kraus, rates
-from harness.streams import stable_hash32, stream  # noqa: F401  (stable_hash32 re-exported for callers)
+from harness.physics.link import LinkRates, link_kraus, rates, sample_singles
+from harness.streams import stream
 
 SOURCE_LABEL = "qh_source"
 LINK_LABEL = "qh_link"
@@ -327,11 +327,12 @@ class AerDevice:
         )
 
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
-        """Singles N_A, N_B and coincidences C (true plus accidental) over `duration_s`, Poisson-distributed."""
+        """Coincidences C (true plus accidental, Poisson) and the singles N_A, N_B that contain them."""
         duration_s = self._check_duration(duration_s)
         rng = self._next_rng("coincidences")
         r = self.rates
-        n_a, n_b, c = rng.poisson(np.array([r.singles_a_hz, r.singles_b_hz, r.coincidence_hz]) * duration_s)
+        c = int(rng.poisson(r.coincidence_hz * duration_s))
+        n_a, n_b = sample_singles(r, c, duration_s, rng)
         return CoincidenceCounts(
             singles_a=int(n_a), singles_b=int(n_b), coincidences=int(c), window_s=r.window_s, duration_s=duration_s
         )

@@ -27,6 +27,10 @@ class DeviceError(RuntimeError):
     """A device could not deliver a measurement (an ERROR verdict, never a REGRESSION)."""
 
 
+class NotSupportedError(RuntimeError):
+    """The device cannot perform a measurement (the metric's test is skipped with this reason)."""
+
+
 class IdentityMismatchError(DeviceError):
     """The device reports a firmware build other than the one under test."""
 

@@ -30,6 +30,7 @@ from harness.devices.base import (
     TomographyCounts,
 )
 from harness.instruments import (
+    DEFAULT_VALIDATORS,
     Instrument,
     InstrumentConfigError,
     InstrumentDisconnected,
@@ -49,6 +50,16 @@ DEFAULT_SYNC = "*OPC?"
 PROGRESS_MIN_S = 2.0
 
 RecordCallback = Callable[[str, dict], None]
+
+
+class DecoderNotSupportedError(NotSupportedError):
+    """The bench has no decoder instrument: the decoder metrics are skipped, with this reason."""
+
+
+def decoder_bit(reply: str) -> None:
+    """Validator: a decoder's answer, the single character 0 or 1 (the predicted logical flip)."""
+    if reply.strip() not in ("0", "1"):
+        raise InstrumentProtocolError(f"expected a decoder answer 0 or 1, got {reply!r}", reply)
 
 
 def _resolve(profile: Any, build: str) -> Any:
@@ -95,6 +106,21 @@ class BenchDevice:
                 backoff_s=self._backoff(float(bench.backoff_s)),
                 recorder=recorder,
                 transport=transports.get(role),
+                sleep=self._sleep,
+            )
+        # The decoder is optional and opened on its first decode, so a bench whose decoder is down still measures.
+        self.decoder: Instrument | None = None
+        block = getattr(bench, "decoder", None)
+        if block is not None:
+            self.decoder = Instrument(
+                "decoder",
+                InstrumentSpec.from_block("decoder", block),
+                timeout_s=float(bench.timeout_s),
+                retries=int(bench.retries),
+                backoff_s=self._backoff(float(bench.backoff_s)),
+                recorder=recorder,
+                transport=transports.get("decoder"),
+                validators={**DEFAULT_VALIDATORS, "decode": decoder_bit},
                 sleep=self._sleep,
             )
         self.setting_redos = 0
@@ -156,6 +182,8 @@ class BenchDevice:
                 src.retries = saved
         for inst in self.instruments.values():
             inst.close()
+        if self.decoder is not None:
+            self.decoder.close()
         self._open = False
 
     def __enter__(self) -> BenchDevice:
@@ -337,11 +365,54 @@ class BenchDevice:
         self._emit("coincidences", result.to_dict())
         return result
 
+    # ---- decoder in the loop ----------------------------------------------------------------------------------
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the profile declares a decoder instrument (bench.decoder)."""
+        return self.decoder is not None
+
+    def decode(self, code: str, syndromes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Send each syndrome to the decoder; return (predicted flips as uint8, round-trip latencies in µs).
+
+        One exchange per syndrome, in order: the round trip of a single syndrome is what the latency
+        metrics measure, so the exchanges are not batched. Raises DecoderNotSupportedError without bench.decoder.
+        """
+        if self.decoder is None:
+            raise DecoderNotSupportedError(
+                f"profile {self.name!r} has no bench.decoder instrument; add one with a decode command, "
+                'e.g. decoder: {transport: serial, url: ..., commands: {decode: "DEC? {code},{syndrome}"}}'
+            )
+        n = len(syndromes)
+        answers = np.zeros(n, dtype=np.uint8)
+        latency_s = np.zeros(n, dtype=np.float64)
+        # Connect first, so that no latency includes the connection set-up.
+        self.decoder.open()
+        query, clock = self.decoder.query, time.perf_counter
+        for i, syndrome in enumerate(syndromes):
+            t0 = clock()
+            reply = query("decode", code=code, syndrome=syndrome)
+            latency_s[i] = clock() - t0
+            answers[i] = reply.strip() == "1"
+        latency_us = latency_s * 1e6
+        self._emit(
+            "decoder_exchanges",
+            {
+                "code": code,
+                "syndromes": list(syndromes),
+                "answers": answers.tolist(),
+                "latency_us": latency_us.tolist(),
+            },
+        )
+        return answers, latency_us
+
     # ---- provenance -------------------------------------------------------------------------------------------
 
     def fault_stats(self) -> dict:
         """Per instrument: queries, writes, retries, reconnects and faults by type; plus settings redone."""
         stats: dict[str, Any] = {name: inst.stats.to_dict() for name, inst in self.instruments.items()}
+        if self.decoder is not None:
+            stats["decoder"] = self.decoder.stats.to_dict()
         stats["setting_redos"] = self.setting_redos
         return stats
 

@@ -139,7 +139,7 @@ class ReplayDevice(BenchDevice):
             build,
             recorder=recorder,
             on_record=on_record,
-            transports={role: CassetteTransport(self.cassette, role) for role in ROLES},
+            transports={role: CassetteTransport(self.cassette, role) for role in (*ROLES, "decoder")},
         )
 
     @staticmethod

@@ -23,6 +23,9 @@ PREP_STATES: dict[str, np.ndarray] = {
 }
 
 
+_QEC_KEYS = ("gate_error_1q", "gate_error_2q", "measurement_error", "idle_error")
+
+
 def _projectors(basis: str) -> tuple[np.ndarray, np.ndarray]:
     s = _SIGMA[basis]
     return (np.eye(2) + s) / 2, (np.eye(2) - s) / 2
@@ -45,11 +48,22 @@ class LinkParameters:
     coincidence_window_s: float
     readout_error_a: float
     readout_error_b: float
+    # QEC noise of the firmware decoder's codes (profile qec block; defaults equal harness.profiles.Qec's).
+    gate_error_1q: float = 1.0e-4
+    gate_error_2q: float = 1.0e-3
+    measurement_error: float = 1.0e-3
+    idle_error: float = 1.0e-4
 
     @classmethod
     def from_profile(cls, profile: Any) -> LinkParameters:
-        """Read the source, link and detectors blocks of an effective Profile."""
+        """Read the source, link, detectors (and, if present, qec) blocks of an effective Profile."""
         src, link, det = profile.source, profile.link, profile.detectors
+        qec = getattr(profile, "qec", None)
+        qec_errors = {
+            key: float(getattr(qec, key))
+            for key in _QEC_KEYS
+            if qec is not None and getattr(qec, key, None) is not None
+        }
         return cls(
             pair_rate_hz=float(src.pair_rate_hz),
             visibility=float(src.visibility),
@@ -64,6 +78,7 @@ class LinkParameters:
             coincidence_window_s=float(det.coincidence_window_s),
             readout_error_a=float(det.readout_error_a),
             readout_error_b=float(det.readout_error_b),
+            **qec_errors,
         )
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
+from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import Fault, FaultPlan
 from harness.emulators.model import LinkModel, LinkParameters
-from harness.emulators.servers import FirmwareEmulator, ScpiEmulator, SourceState
+from harness.emulators.servers import FirmwareEmulator, FirmwarePort, ScpiEmulator, SourceState
 
 SOURCE_COMMANDS = {"identify": "*IDN?", "firmware_build": "FW?", "enable": "PAIR:ON", "disable": "PAIR:OFF"}
 COUNTER_COMMANDS = {
@@ -22,6 +23,7 @@ COUNTER_COMMANDS = {
     "errors": "SYST:ERR?",
 }
 ANALYZER_COMMANDS = {"set_basis": "ANAL:BAS {arm},{basis}", "prepare_state": "PREP {state}"}
+DECODER_COMMANDS = {"decode": "DEC? {code},{syndrome}"}
 PHYSICS_BLOCKS = ("source", "link", "detectors", "memory")
 CARRIED_BLOCKS = ("measurement", "tolerances", "qec")
 
@@ -31,6 +33,13 @@ class EmulatorSet:
 
     Faults apply to both emulators, each with its own seeded RNG; scpi-error only concerns the
     counter and wrong-build only the firmware.
+
+    The firmware also serves the QEC decoder (DEC?), built for the emulated link's QEC noise. Its faulty
+    table entries follow the build (harness.emulators.decoder.DECODER_BUGS, e.g. 2.5.0-rc1 has one), so
+    `qharness emulate --build 2.5.0-rc1` serves the faulty decoder; `decoder_faults` overrides them (an empty
+    tuple serves a correct decoder whatever the build) and `decoder=False` serves a firmware without one.
+    Over socket:// the decoder instrument opens its own connection to the firmware's port; on a pty it
+    gets a second pty of the same firmware.
     """
 
     def __init__(
@@ -42,6 +51,8 @@ class EmulatorSet:
         faults: Iterable[str | Fault] = (),
         serial: str = "socket",
         real_time: bool = False,
+        decoder: bool = True,
+        decoder_faults: Iterable[tuple[str, str]] | None = None,
     ) -> None:
         if serial not in ("socket", "pty"):
             raise ValueError(f"serial mode must be 'socket' or 'pty', got {serial!r}")
@@ -57,10 +68,13 @@ class EmulatorSet:
             real_time=real_time,
             source=self.source_state,
         )
+        self.decoder = EmulatedDecoder.from_params(params, build, decoder_faults) if decoder else None
         self.firmware = FirmwareEmulator(
-            build, faults=FaultPlan.from_specs(specs, seed=base + 2), source=self.source_state
+            build, faults=FaultPlan.from_specs(specs, seed=base + 2), source=self.source_state, decoder=self.decoder
         )
+        self.decoder_port = FirmwarePort(self.firmware) if decoder and serial == "pty" else None
         self.serial_url: str | None = None
+        self.decoder_url: str | None = None
 
     @property
     def scpi_port(self) -> int:
@@ -81,11 +95,17 @@ class EmulatorSet:
         else:
             port = await self.firmware.start(serial_port)
             self.serial_url = f"socket://127.0.0.1:{port}"
+        if self.decoder_port is not None:
+            self.decoder_url = await self.decoder_port.start_pty()
+        elif self.decoder is not None:
+            self.decoder_url = self.serial_url
 
     async def stop(self) -> None:
         """Stop both emulators."""
         await self.scpi.stop()
         await self.firmware.stop()
+        if self.decoder_port is not None:
+            await self.decoder_port.stop()
 
     def injected(self) -> dict[str, int]:
         """Faults injected so far by both emulators, by kind."""
@@ -96,8 +116,8 @@ class EmulatorSet:
         return total
 
     def bench_block(self, *, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.05) -> dict:
-        """The `bench:` block of a profile pointing at the live emulators."""
-        return {
+        """The `bench:` block of a profile pointing at the live emulators (with a decoder when one is served)."""
+        block: dict[str, Any] = {
             "timeout_s": timeout_s,
             "retries": retries,
             "backoff_s": backoff_s,
@@ -110,6 +130,14 @@ class EmulatorSet:
             "counter": {"transport": "visa", "resource": self.visa_resource, "commands": dict(COUNTER_COMMANDS)},
             "analyzers": {"transport": "visa", "resource": self.visa_resource, "commands": dict(ANALYZER_COMMANDS)},
         }
+        if self.decoder_url is not None:
+            block["decoder"] = {
+                "transport": "serial",
+                "url": self.decoder_url,
+                "baudrate": 115200,
+                "commands": dict(DECODER_COMMANDS),
+            }
+        return block
 
     def profile_dict(self, profile: Any, name: str, **bench_kw: Any) -> dict:
         """A kind-bench profile: the physics of `profile` (an effective Profile) and a bench block at the live ports."""

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.devices.base import BASES
+from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import FaultPlan
 from harness.emulators.model import PREP_STATES, LinkModel
+from harness.physics.link import sample_singles
 
 LOOPBACK = "127.0.0.1"
 NO_ERROR = '0,"No error"'
@@ -230,8 +232,7 @@ class ScpiEmulator(LineServer):
             pb = self.model.prep_probabilities(self.prepared, self.bases["B"], self.source.on)
             p = np.array([pb[0], pb[1], pb[0], pb[1]]) / 2
         counts = self.rng.poisson(rate * p)
-        singles = self.rng.poisson([r.singles_a_hz * T, r.singles_b_hz * T])
-        self._singles = (int(singles[0]), int(singles[1]))
+        self._singles = sample_singles(r, int(counts.sum()), T, self.rng)
         self.integrations += 1
         return counts
 
@@ -297,14 +298,26 @@ class ScpiEmulator(LineServer):
 
 
 class FirmwareEmulator(LineServer):
-    """The pair source's serial firmware: *IDN?, FW? (the build), PAIR:ON / PAIR:OFF, PAIR?."""
+    """The pair source's serial firmware: *IDN?, FW? (the build), PAIR:ON / PAIR:OFF, PAIR?.
+
+    With a `decoder`, DEC? <code>,<syndrome> returns the decoder's logical flip bit (0/1), or
+    'ERR <reason>' for an unknown code or a malformed syndrome (see harness.emulators.decoder).
+    """
 
     name = "source"
 
-    def __init__(self, build: str, *, faults: FaultPlan | None = None, source: SourceState | None = None) -> None:
+    def __init__(
+        self,
+        build: str,
+        *,
+        faults: FaultPlan | None = None,
+        source: SourceState | None = None,
+        decoder: EmulatedDecoder | None = None,
+    ) -> None:
         super().__init__(faults)
         self.build = build
         self.source = source if source is not None else SourceState(on=False)
+        self.decoder = decoder
 
     def _reported_build(self) -> str:
         if self.faults.wrong_build is not None:
@@ -319,6 +332,10 @@ class FirmwareEmulator(LineServer):
             return f"qharness,PAIR-SOURCE-EMU,0,{self._reported_build()}", 0.0
         if header == "FW?":
             return self._reported_build(), 0.0
+        if header == "DEC?":
+            if self.decoder is None:
+                return "ERR this firmware has no decoder", 0.0
+            return self.decoder.handle(line.partition(" ")[2]), 0.0
         if header == "PAIR:ON":
             self.source.on = True
         elif header == "PAIR:OFF":
@@ -326,3 +343,20 @@ class FirmwareEmulator(LineServer):
         elif header == "PAIR?":
             return "1" if self.source.on else "0", 0.0
         return None, 0.0
+
+
+class FirmwarePort(LineServer):
+    """A second serial port of the same firmware (the decoder's own line when the firmware is served on a pty).
+
+    A pty carries one client: the source instrument and the decoder instrument each need their own.
+    """
+
+    name = "decoder"
+
+    def __init__(self, firmware: FirmwareEmulator) -> None:
+        super().__init__(firmware.faults)
+        self.firmware = firmware
+
+    def handle(self, line: str) -> tuple[str | None, float]:
+        """Apply one firmware command."""
+        return self.firmware.handle(line)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.devices.base import DeviceError
+from harness.devices.base import DeviceError, NotSupportedError  # noqa: F401  (NotSupportedError re-exported)
 
 
 class InstrumentError(DeviceError):
@@ -27,10 +27,6 @@ class InstrumentProtocolError(InstrumentError):
 
 class InstrumentConfigError(InstrumentError):
     """The instrument block of a profile cannot work (unknown command, bad resource, missing field)."""
-
-
-class NotSupportedError(DeviceError):
-    """The bench cannot perform this measurement; the reason says which profile key is missing."""
 
 
 # Faults the retry loop recovers from; anything else propagates at once.

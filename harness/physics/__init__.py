@@ -11,6 +11,7 @@ from harness.physics.link import (
     observed_link_choi,
     observed_state,
     rates,
+    sample_singles,
     transmissivity,
     werner_state,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "observed_link_choi",
     "observed_state",
     "rates",
+    "sample_singles",
     "transmissivity",
     "werner_state",
 ]

@@ -105,3 +105,14 @@ def observed_link_choi(kraus: Sequence[np.ndarray], accidental_fraction: float, 
     mix = depolarizing_kraus(accidental_fraction)
     readout = depolarizing_kraus(2 * readout_error_b)
     return choi_from_kraus(compose_kraus(compose_kraus(kraus, mix), readout))
+
+
+def sample_singles(rates: LinkRates, coincidences: int, duration_s: float, rng: np.random.Generator) -> tuple[int, int]:
+    """Singles N_A, N_B over `duration_s` that contain the given coincidences, as detectors count them.
+
+    Every coincidence is also a single on both arms, so N = C + Poisson(events seen by one arm only);
+    drawing singles independently of C would overstate the spread of C / N (the heralding efficiencies).
+    """
+    only = np.maximum(np.array([rates.singles_a_hz, rates.singles_b_hz]) - rates.coincidence_hz, 0.0) * duration_s
+    n_a, n_b = coincidences + rng.poisson(only)
+    return int(n_a), int(n_b)
