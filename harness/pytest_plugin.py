@@ -166,9 +166,6 @@ def pytest_configure(config: pytest.Config) -> None:
     state.config = config
     state.families = {}
     config.stash[_KEY] = state
-    if hasattr(config, "workerinput"):
-        # Group ids must be in the workers' node ids for the controller's LoadGroupScheduling.
-        config.option.loadgroup = True
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -182,11 +179,25 @@ def pytest_configure_node(node) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """(xdist) Keep each profile's tests on one worker, so its family is measured and gated once."""
-    if _state(config) is None:
+    state = _state(config)
+    if state is None:
         return None
-    from xdist.scheduler import LoadGroupScheduling
+    from xdist.scheduler import LoadScopeScheduling
 
-    return LoadGroupScheduling(config, log)
+    # Longest first, so "aer-reference-x" is not taken for "aer-reference".
+    profiles = sorted(state.profiles, key=len, reverse=True)
+
+    class ProfileScheduling(LoadScopeScheduling):
+        """Load scheduling with one scope per device profile (read from the test id's parameters)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            params = nodeid.rpartition("[")[2]
+            for name in profiles:
+                if params.startswith((f"{name}-", f"{name}]")):
+                    return f"qharness-profile:{name}"
+            return nodeid
+
+    return ProfileScheduling(config, log)
 
 
 def _state(config: pytest.Config) -> HarnessState | None:
@@ -228,14 +239,13 @@ def _harness_param(item: pytest.Item) -> tuple[str, str] | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group each profile's tests on one xdist worker and skip bench_only/sim_only tests of the other kind."""
+    """Skip bench_only tests on simulated profiles and sim_only tests on benches."""
     state = _state(config)
     if state is None:
         return
     for item in items:
         found = _harness_param(item)
         if found is not None:
-            item.add_marker(pytest.mark.xdist_group(name=f"qharness-{found[0]}"))
             _apply_kind_markers(item, state.profiles[found[0]].effective(config.option.firmware_build).kind)
 
 
@@ -324,14 +334,11 @@ def verdict(request: pytest.FixtureRequest, record_metric, harness_session):
     metric = request.getfixturevalue("logical_metric" if "logical_metric" in names else "metric")
     metric_spec(metric)
     comp = record_metric(metric)
-    request.node.stash[_COMP_KEY] = comp
     _allure_labels(request, harness_session, comp)
     if comp.verdict is Verdict.ERROR:
         raise _MeasurementError(f"{metric}: {comp.error}")
-    return _VerdictCheck(comp, harness_session, _state(request.config).strict)
-
-
-_COMP_KEY = pytest.StashKey[object]()
+    allure_on = bool(request.config.getoption("allure_report_dir", default=None))
+    return _VerdictCheck(comp, harness_session, _state(request.config).strict, allure_on)
 
 
 class _MeasurementError(RuntimeError):
@@ -341,16 +348,20 @@ class _MeasurementError(RuntimeError):
 class _VerdictCheck:
     """Asserts a metric's verdict: REGRESSION fails, INCONCLUSIVE fails under --strict."""
 
-    def __init__(self, comparison, session, strict: bool) -> None:
+    def __init__(self, comparison, session, strict: bool, allure: bool) -> None:
         self.comparison = comparison
         self.session = session
         self.strict = strict
+        self.allure = allure
 
     def check(self) -> None:
         """Fail the test on REGRESSION (and on INCONCLUSIVE with --strict)."""
         from harness.gate import Verdict
 
         comp = self.comparison
+        if self.allure:
+            # In the test body, not the fixture: Allure files setup-time attachments under the fixture.
+            _allure_attachments(self.session, comp)
         message = comp.message(self.session.build, self.session.baseline_build)
         if comp.verdict is Verdict.REGRESSION:
             pytest.fail(message, pytrace=False)
@@ -371,12 +382,25 @@ def _allure_labels(request: pytest.FixtureRequest, session, comp) -> None:
     allure.dynamic.parameter("build", session.build)
     allure.dynamic.parameter("baseline", session.baseline_build)
     allure.dynamic.parameter("seed", session.seed)
+
+
+def _allure_attachments(session, comp) -> None:
+    """Attach the metric with its raw counts, and its trend plot, to the running test (Allure only)."""
+    import allure
+
     body = {"metric": comp.to_dict(), "raw": session.raw_counts(comp.name)}
     allure.attach(
         json.dumps(body, indent=1, default=_json_default),
         name=f"{comp.name}.json",
         attachment_type=allure.attachment_type.JSON,
     )
+    from harness.report.build import ReportError, trend_plot_png
+
+    try:
+        png = trend_plot_png(session.store, session.loaded.name, comp.name)
+    except ReportError:
+        return  # no history of this metric yet
+    allure.attach(png, name=f"{comp.name} trend", attachment_type=allure.attachment_type.PNG)
 
 
 def _json_default(obj: object) -> object:
@@ -398,13 +422,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ps.close()
     if state._recorder is not None:
         state._recorder.close()
-    if state.summary_path and not hasattr(session.config, "workerinput"):
+    controller = not hasattr(session.config, "workerinput")
+    if state.summary_path and controller:
         # Under xdist only the controller writes it; workers' runs are in the store under one session id.
         write_summary(state, Path(state.summary_path))
+    alluredir = session.config.getoption("allure_report_dir", default=None)
+    if alluredir and controller and state.db_path.exists():
+        _write_allure_environment(state, alluredir)
     if state._store is not None:
         state._store.uninstall_abort_handler()
         state._store.close()
         state._store = None
+
+
+def _write_allure_environment(state: HarnessState, alluredir: str) -> None:
+    """Provenance of the session's candidate runs as Allure's environment.properties."""
+    from harness.report.build import write_allure_environment
+    from harness.summary import candidate_runs
+
+    provenance = {}
+    for run in candidate_runs(state.store, state.session_id):
+        provenance[run.profile] = {
+            "profile_hash": run.profile_hash,
+            "build": run.build,
+            "baseline": run.baseline_build,
+            "seed": run.seed,
+            "budget": run.budget,
+            "git_sha": run.git_sha,
+            "host": run.host,
+            **run.versions,
+        }
+    write_allure_environment(alluredir, provenance)
 
 
 def write_summary(state: HarnessState, path: Path) -> None:

@@ -265,7 +265,7 @@ class Store:
             ) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._conn = conn
@@ -276,13 +276,26 @@ class Store:
             self._conn = None
             raise StoreError(
                 f"results store {self.path} is not a usable SQLite database ({exc}); "
-                "point --store at a qharness results file or a new path"
+                "point --results-db at a qharness results file or a new path"
             ) from exc
         except StoreError:
             conn.close()
             self._conn = None
             raise
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """Switch to WAL; SQLite answers 'locked' at once (no busy wait) while another process creates the file."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Check the schema version and create the tables of version SCHEMA_VERSION when missing."""

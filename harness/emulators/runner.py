@@ -145,7 +145,10 @@ class EmulatorSet:
             "name": name,
             "description": f"live emulated bench (build {self.build}) started by qharness emulate",
             "kind": "bench",
-            "firmware": {"build": self.build},
+            "firmware": {
+                "build": self.build,
+                "baseline": getattr(getattr(profile, "firmware", None), "baseline", None),
+            },
         }
         for block in (*PHYSICS_BLOCKS, *CARRIED_BLOCKS):
             value = getattr(profile, block, None)

@@ -121,3 +121,61 @@ def test_xdist_gives_the_serial_verdicts(pytester: pytest.Pytester):
     with sqlite3.connect(pytester.path / "qharness.db") as db:
         runs = db.execute("SELECT build FROM runs ORDER BY build").fetchall()
     assert runs == [("2.3.0",), ("2.4.0",)], "each build is measured once, not once per worker"
+
+
+@pytest.mark.slow
+def test_allure_results_carry_labels_parameters_and_attachments(pytester: pytest.Pytester):
+    allure_dir = pytester.path / "allure"
+    result, _ = _run(pytester, "--budget", "quick", "-k", "bell_state", "--alluredir", str(allure_dir))
+    assert result.ret == pytest.ExitCode.OK
+    results = [json.loads(p.read_text()) for p in allure_dir.glob("*-result.json")]
+    assert len(results) == 5
+    for res in results:
+        labels = {(lab["name"], lab["value"]) for lab in res["labels"]}
+        assert ("epic", "aer-reference") in labels and ("feature", "fidelity") in labels
+        story = next(v for n, v in labels if n == "story")
+        params = {p["name"]: p["value"] for p in res["parameters"]}
+        assert {"build", "baseline", "seed"} <= set(params) and "2.4.0" in params["build"]
+        kinds = {a["type"] for a in res["attachments"]}
+        assert kinds == {"application/json", "image/png"}, res["attachments"]
+        body = json.loads(
+            (allure_dir / next(a["source"] for a in res["attachments"] if "json" in a["type"])).read_text()
+        )
+        assert body["metric"]["name"] == story and "bell" in body["raw"]
+    env = (allure_dir / "environment.properties").read_text()
+    assert "aer-reference.build=2.4.0" in env and "aer-reference.profile_hash=" in env
+
+
+QEC_PROFILE = """
+name: aer-qec-check
+extends: aer-reference
+builds:
+  "2.6.0-cx": {qec: {gate_error_2q: 3.0e-3}}
+"""
+
+
+@pytest.mark.slow
+def test_logical_suite_catches_worse_two_qubit_gates_and_is_fast(pytester: pytest.Pytester):
+    (pytester.path / "device_profiles").mkdir()
+    (pytester.path / "device_profiles" / "aer-qec-check.yaml").write_text(QEC_PROFILE)
+    common = [
+        SUITES + "/test_logical_success.py",
+        "-p",
+        "no:cacheprovider",
+        "--device-profile",
+        "aer-qec-check",
+        "--results-db",
+        str(pytester.path / "q.db"),
+        "--budget",
+        "quick",
+        "--baseline-build",
+        "2.3.0",
+    ]
+    start = time.monotonic()
+    same = pytester.runpytest_subprocess(*common, "--firmware-build", "2.4.0")
+    elapsed = time.monotonic() - start
+    assert same.ret == pytest.ExitCode.OK, same.stdout.str()
+    assert elapsed < 20, f"test_logical_success.py at the quick budget took {elapsed:.1f} s"
+    worse = pytester.runpytest_subprocess(*common, "--firmware-build", "2.6.0-cx")
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    worse.stdout.fnmatch_lines(["*logical_success_surface_d5 REGRESSION: 2.6.0-cx*"])
