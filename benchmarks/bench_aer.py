@@ -11,31 +11,16 @@ Run: python benchmarks/bench_aer.py. Prints a Markdown table and returns rows
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 from qiskit_aer import AerSimulator
 
+from benchmarks.common import median_time
 from harness.devices.aer import AerDevice, bell_circuit
 from harness.devices.base import BELL_SETTINGS
 from harness.profiles import load_profile
 
 PROFILE = "aer-reference"
-REPEATS = 7
 TARGET_S = 1.0
-
-
-def _median_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of `fn` in seconds over `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> list[dict]:
@@ -45,7 +30,7 @@ def main() -> list[dict]:
     duration = loaded.effective(build).measurement.integration_time_s
     dev = AerDevice(loaded, build, seed=2024)
     dev.open()
-    ours = _median_time(lambda: dev.bell_tomography(duration))
+    ours = median_time(lambda: dev.bell_tomography(duration))
     shots = int(np.ceil(dev.rates.coincidence_hz * duration))
 
     measured = [bell_circuit(s, measure=True) for s in BELL_SETTINGS]
@@ -54,7 +39,7 @@ def main() -> list[dict]:
     def sampled() -> object:
         return sim.run(measured, shots=shots, seed_simulator=1).result()
 
-    peer = _median_time(sampled)
+    peer = median_time(sampled)
     dev.close()
     rows = [
         {

@@ -9,23 +9,13 @@ import time
 
 import numpy as np
 
+from benchmarks.common import median_time
 from harness.analysis import ce_and_q1, state_fidelity, state_tomography
 from harness.analysis.channels import X, Y, Z, choi_from_kraus
 from harness.analysis.tomography import pauli_settings
 from harness.physics.link import apply_to_b, link_kraus, werner_state
 
-REPEATS = 7
 PHI_PLUS = np.array([1, 0, 0, 1], dtype=complex) / np.sqrt(2)
-
-
-def _median_time(fn, repeats: int = REPEATS) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def _random_choi(rng: np.random.Generator) -> np.ndarray:
@@ -102,8 +92,8 @@ def bench_tomography(shots: int = 2000) -> list[dict]:
         return float(state_fidelity(state_tomography(counts), PHI_PLUS))
 
     run_qiskit = _qiskit_tomography(counts)
-    t_ours = _median_time(ours)
-    t_qiskit = _median_time(run_qiskit)
+    t_ours = median_time(ours)
+    t_qiskit = median_time(run_qiskit)
     expdata = run_qiskit()
     q_state = expdata.analysis_results("state", dataframe=True).iloc[0].value.data
     q_fid = float(expdata.analysis_results("state_fidelity", dataframe=True).iloc[0].value)

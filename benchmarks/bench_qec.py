@@ -15,18 +15,17 @@ ours and the peer run alternately so that both see the same load on a shared mac
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pymatching
 
+from benchmarks.common import median_time, paired_median_times
 from harness.qec.aer_memory import run_memory_aer
 from harness.qec.memory import compiled_memory, run_memory
 from harness.qec.noise import QecNoise
 
-REPEATS = 5
+REPEATS = 5  # medians of this many runs (benchmarks.common.median_time)
 BATCH = 100_000
 TARGET_SHOTS_PER_S = 1e6
 NOISE = QecNoise(
@@ -34,35 +33,6 @@ NOISE = QecNoise(
 )
 SHOTS = {3: 1_000_000, 5: 300_000, 7: 100_000}
 AER_SHOTS = 10_000
-
-
-def _median_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of `fn` in seconds over `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _paired_median_times(
-    a: Callable[[], object], b: Callable[[], object], repeats: int = REPEATS
-) -> tuple[float, float]:
-    """Median wall times (s) of `a` and `b`, run alternately so both see the same machine load."""
-    a()
-    b()
-    ta, tb = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
-    return statistics.median(ta), statistics.median(tb)
 
 
 def _direct(d: int, shots: int) -> Callable[[], int]:
@@ -93,7 +63,7 @@ def main() -> list[dict]:
     """Time the memory experiments; print and return the benchmark rows (throughputs in shots/s)."""
     rows = []
     for d, shots in SHOTS.items():
-        t_ours, t_peer = _paired_median_times(_ours("surface", d, shots), _direct(d, shots))
+        t_ours, t_peer = paired_median_times(_ours("surface", d, shots), _direct(d, shots))
         ours, peer = shots / t_ours, shots / t_peer
         rows.append(
             {
@@ -114,8 +84,8 @@ def main() -> list[dict]:
                     "unit": "shots/s (peer = target)",
                 }
             )
-    stim_rate = SHOTS[3] / _median_time(_ours("repetition_bitflip", 3, SHOTS[3]))
-    aer_rate = AER_SHOTS / _median_time(
+    stim_rate = SHOTS[3] / median_time(_ours("repetition_bitflip", 3, SHOTS[3]))
+    aer_rate = AER_SHOTS / median_time(
         lambda: run_memory_aer("repetition_bitflip", 3, "Z", NOISE, shots=AER_SHOTS, seed=1)
     )
     rows.append(

@@ -71,7 +71,7 @@ def scenarios(loaded: object) -> dict[str, tuple[object, str]]:
 
 def run(runs_null: int = 500, runs_power: int = 200, power_budget: str = "standard", seed: int = 11) -> Section:
     """Simulate the gate; return false-alarm rates, powers and the coincidence efficiency rows."""
-    from harness.devices.aer import profile_rates
+    from harness.physics import profile_rates
     from harness.profiles import BUDGETS, load_profile
     from harness.study import model_family, simulate_gate
 

@@ -7,6 +7,7 @@ suites in the same repository are left alone.
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from pathlib import Path
 
@@ -249,12 +250,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _apply_kind_markers(item, state.profiles[found[0]].effective(config.option.firmware_build).kind)
 
 
+class HarnessDeprecationWarning(DeprecationWarning):
+    """A deprecated path that qharness can see being taken in the session."""
+
+
+SAMPLER_WARNING = (
+    "qiskit-ibm-runtime is loaded in this session: its SamplerV2 on a local simulator is a deprecated path and is not "
+    "what qharness measures with. The Aer stand-in runs AerSimulator directly; for your own circuits use "
+    "qiskit.primitives.BackendSamplerV2(backend=AerSimulator(...))."
+)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Each profile's metric family: the metrics of the tests that will run (after -k/-m and skips)."""
     state = _state(session.config)
     if state is None:
         return
+    if "qiskit_ibm_runtime" in sys.modules and not hasattr(session.config, "workerinput"):
+        # Once per session, from the controller only, however many suites import it.
+        session.config.issue_config_time_warning(HarnessDeprecationWarning(SAMPLER_WARNING), stacklevel=2)
     for item in session.items:
         found = _harness_param(item)
         if found is not None and not item.get_closest_marker("skip"):

@@ -51,12 +51,13 @@ from harness.devices.base import (
     INPUTS_4,
     INPUTS_6,
     CoincidenceCounts,
+    DeviceContext,
     DeviceError,
     Identity,
     ProcessCounts,
     TomographyCounts,
 )
-from harness.physics.link import LinkRates, link_kraus, rates, sample_singles
+from harness.physics.link import profile_link_kraus, profile_rates, sample_singles
 from harness.streams import stream
 
 SOURCE_LABEL = "qh_source"
@@ -86,28 +87,6 @@ _A_FIRST = np.array([0, 2, 1, 3])
 
 class AerConfigError(DeviceError):
     """The profile's `aer` block cannot be used (bad noise-model import path, unknown method, ...)."""
-
-
-def profile_rates(profile: Any) -> LinkRates:
-    """Return the mean singles, true and accidental coincidence rates (Hz) of a profile's link."""
-    det = profile.detectors
-    return rates(
-        profile.source.pair_rate_hz,
-        det.efficiency_a,
-        det.efficiency_b,
-        profile.link.loss_db,
-        det.dark_count_hz_a,
-        det.dark_count_hz_b,
-        det.coincidence_window_s,
-    )
-
-
-def profile_link_kraus(profile: Any) -> list[np.ndarray]:
-    """Return the Kraus operators of a profile's link on qubit B (zero operators dropped)."""
-    link = profile.link
-    ks = link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing)
-    kept = [k for k in ks if np.linalg.norm(k) > 1e-12]
-    return kept or [np.eye(2, dtype=complex)]
 
 
 def build_noise_model(profile: Any) -> Any:
@@ -223,7 +202,7 @@ def link_circuit(state: str, basis: str, *, measure: bool) -> Any:
     return qc
 
 
-class AerDevice:
+class AerDevice(DeviceContext):
     """A simulated quantum link whose counts come from Qiskit Aer with the profile's noise model."""
 
     def __init__(self, profile: Any, build: str, seed: int) -> None:
@@ -287,13 +266,6 @@ class AerDevice:
         """Release the simulator; safe to call twice."""
         self._open = False
         self._sim = None
-
-    def __enter__(self) -> AerDevice:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def identify(self) -> Identity:
         """Report kind "aer", the profile name and the simulated firmware build."""

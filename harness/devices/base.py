@@ -104,6 +104,17 @@ class CoincidenceCounts:
         }
 
 
+class DeviceContext:
+    """Mixin: a device used in a `with` block is opened on entry and always closed on exit."""
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @runtime_checkable
 class Device(Protocol):
     """What a regression suite can ask of a device under test, whatever its form."""

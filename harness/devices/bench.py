@@ -23,6 +23,7 @@ from harness.devices.base import (
     INPUTS_4,
     INPUTS_6,
     CoincidenceCounts,
+    DeviceContext,
     DeviceError,
     Identity,
     IdentityMismatchError,
@@ -67,7 +68,7 @@ def _resolve(profile: Any, build: str) -> Any:
     return profile.effective(build) if hasattr(profile, "effective") else profile
 
 
-class BenchDevice:
+class BenchDevice(DeviceContext):
     """The Device protocol over real instruments (or emulators) described by a profile's `bench` block."""
 
     kind = "bench"
@@ -185,13 +186,6 @@ class BenchDevice:
         if self.decoder is not None:
             self.decoder.close()
         self._open = False
-
-    def __enter__(self) -> BenchDevice:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _require_open(self) -> None:
         if not self._open:

@@ -116,3 +116,25 @@ def sample_singles(rates: LinkRates, coincidences: int, duration_s: float, rng: 
     only = np.maximum(np.array([rates.singles_a_hz, rates.singles_b_hz]) - rates.coincidence_hz, 0.0) * duration_s
     n_a, n_b = coincidences + rng.poisson(only)
     return int(n_a), int(n_b)
+
+
+def profile_rates(profile: object) -> LinkRates:
+    """Return the mean singles, true and accidental coincidence rates (Hz) of a profile's link."""
+    det = profile.detectors
+    return rates(
+        profile.source.pair_rate_hz,
+        det.efficiency_a,
+        det.efficiency_b,
+        profile.link.loss_db,
+        det.dark_count_hz_a,
+        det.dark_count_hz_b,
+        det.coincidence_window_s,
+    )
+
+
+def profile_link_kraus(profile: object) -> list[np.ndarray]:
+    """Return the Kraus operators of a profile's link on qubit B (zero operators dropped)."""
+    link = profile.link
+    ks = link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing)
+    kept = [k for k in ks if np.linalg.norm(k) > 1e-12]
+    return kept or [np.eye(2, dtype=complex)]

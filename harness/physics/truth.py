@@ -18,7 +18,7 @@ from harness.physics.link import (
     link_kraus,
     observed_link_choi,
     observed_state,
-    rates,
+    profile_rates,
 )
 
 
@@ -69,15 +69,7 @@ def truth(profile: Any) -> Truth:
 
     det = profile.detectors
     link = profile.link
-    r = rates(
-        profile.source.pair_rate_hz,
-        det.efficiency_a,
-        det.efficiency_b,
-        link.loss_db,
-        det.dark_count_hz_a,
-        det.dark_count_hz_b,
-        det.coincidence_window_s,
-    )
+    r = profile_rates(profile)
     kraus = tuple(link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing))
     f_acc = r.accidental_fraction
     delivered = delivered_state(profile.source.visibility, kraus, f_acc)

@@ -112,14 +112,4 @@ def run_memory_aer(
     records = sample_records(comp.layout, noise, shots, seed)
     dets, obs = records_to_events(comp.layout, records)
     errors, dt = count_logical_errors(comp.matching, dets, obs)
-    return MemoryResult(
-        code=code,
-        distance=distance,
-        basis=basis,
-        rounds=rounds,
-        shots=shots,
-        errors=errors,
-        decode_time_us_per_shot=dt / shots * 1e6,
-        physical_qubits=comp.layout.num_qubits,
-        batch_decode_us_per_shot=(dt / shots * 1e6,),
-    )
+    return MemoryResult.from_decoding(comp, shots, errors, dt)

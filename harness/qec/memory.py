@@ -75,6 +75,24 @@ class MemoryResult:
     physical_qubits: int
     batch_decode_us_per_shot: tuple[float, ...] = field(default=(), repr=False)
 
+    @classmethod
+    def from_decoding(
+        cls, comp: CompiledMemory, shots: int, errors: int, decode_s: float, per_batch_us: tuple[float, ...] = ()
+    ) -> MemoryResult:
+        """The result of decoding `shots` shots of a compiled memory in `decode_s` seconds."""
+        us = decode_s / shots * 1e6
+        return cls(
+            code=comp.layout.code,
+            distance=comp.layout.distance,
+            basis=comp.layout.basis,
+            rounds=comp.layout.rounds,
+            shots=shots,
+            errors=errors,
+            decode_time_us_per_shot=us,
+            physical_qubits=comp.layout.num_qubits,
+            batch_decode_us_per_shot=tuple(per_batch_us) or (us,),
+        )
+
     @property
     def p_fail(self) -> float:
         """Logical failure probability p_L = errors / shots (NaN without shots)."""
@@ -183,17 +201,7 @@ def run_memory(
         errors += e
         decode_s += dt
         per_batch.append(dt / n * 1e6)
-    return MemoryResult(
-        code=code,
-        distance=distance,
-        basis=basis,
-        rounds=rounds,
-        shots=shots,
-        errors=errors,
-        decode_time_us_per_shot=decode_s / shots * 1e6,
-        physical_qubits=comp.layout.num_qubits,
-        batch_decode_us_per_shot=tuple(per_batch),
-    )
+    return MemoryResult.from_decoding(comp, shots, errors, decode_s, tuple(per_batch))
 
 
 class CodeReport(dict[str, Estimate]):

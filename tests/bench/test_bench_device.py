@@ -11,7 +11,7 @@ import pytest
 from harness.devices.base import BELL_SETTINGS, INPUTS_6, Device, IdentityMismatchError
 from harness.devices.bench import BenchDevice
 from harness.instruments import InstrumentProtocolError, NotSupportedError
-from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, rates
+from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, profile_rates
 from harness.profiles import Profile
 from tests.bench.conftest import live_profile
 
@@ -23,15 +23,7 @@ class _Truth:
 
     def __init__(self, profile: Profile) -> None:
         src, link, det = profile.source, profile.link, profile.detectors
-        self.rates = rates(
-            src.pair_rate_hz,
-            det.efficiency_a,
-            det.efficiency_b,
-            link.loss_db,
-            det.dark_count_hz_a,
-            det.dark_count_hz_b,
-            det.coincidence_window_s,
-        )
+        self.rates = profile_rates(profile)
         kraus = link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing)
         f_acc = self.rates.accidental_fraction
         rho = observed_state(delivered_state(src.visibility, kraus, f_acc), det.readout_error_a, det.readout_error_b)

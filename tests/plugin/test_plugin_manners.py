@@ -63,3 +63,22 @@ def test_unloads_cleanly(pytester: pytest.Pytester):
     unknown = pytester.runpytest_subprocess("-p", "no:qharness", "--device-profile", "aer-reference")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
     unknown.stderr.fnmatch_lines(["*unrecognized arguments: --device-profile*"])
+
+
+def test_warns_once_when_the_runtime_sampler_path_is_loaded(pytester: pytest.Pytester):
+    pytester.makeconftest("import qiskit_ibm_runtime  # a user's suite importing the runtime SamplerV2 path\n")
+    pytester.makepyfile(
+        test_suite="""
+        import pytest
+
+        @pytest.mark.parametrize("metric", ["bell_fidelity", "qber_z"])
+        def test_metric(harness_profile, metric):
+            assert metric
+        """
+    )
+    result = pytester.runpytest_subprocess("--device-profile", "aer-reference", "-W", "always")
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("SamplerV2 on a local simulator is a deprecated path") == 1
+    quiet = pytester.runpytest_subprocess("-W", "always")  # no profile: the plugin stays out of the way
+    quiet.assert_outcomes(skipped=2)
+    assert "SamplerV2" not in quiet.stdout.str()

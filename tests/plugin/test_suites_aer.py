@@ -10,19 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-SUITES = str(Path(__file__).resolve().parents[2] / "harness" / "test_suites")
-# The metrics the 2.5.0-rc1 visibility drop (0.97 -> 0.955) degrades; everything else is unchanged physics.
-DEGRADED = {
-    "bell_fidelity",
-    "concurrence",
-    "chsh_s",
-    "qber_z",
-    "qber_x",
-    "ebit_rate_hz",
-    "secret_key_rate_bps",
-    "plob_fraction",
-}
+from suite_facts import DEGRADED, SUITES
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:

@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from suite_facts import DEGRADED, SUITES
 
 from harness.profiles import load_yaml
 
-SUITES = str(Path(__file__).resolve().parents[2] / "harness" / "test_suites")
-DEGRADED = {
-    "bell_fidelity",
-    "concurrence",
-    "chsh_s",
-    "qber_z",
-    "qber_x",
-    "ebit_rate_hz",
-    "secret_key_rate_bps",
-    "plob_fraction",
-}
 pytestmark = pytest.mark.slow
 
 
