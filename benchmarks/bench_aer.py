@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from qiskit_aer import AerSimulator
 
-from benchmarks.common import median_time
+from benchmarks.common import format_table, median_time
 from harness.devices.aer import AerDevice, bell_circuit
 from harness.devices.base import BELL_SETTINGS
 from harness.profiles import load_profile
@@ -57,10 +57,7 @@ def main() -> list[dict]:
             "unit": "s",
         },
     ]
-    print("| figure | ours | peer | ratio | unit |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['figure']} | {r['ours']:.4g} | {r['peer']:.4g} | {r['ratio']:.3g} | {r['unit']} |")
+    print(format_table(rows))
     return rows
 
 

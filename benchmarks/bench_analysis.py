@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import median_time
+from benchmarks.common import format_table, median_time
 from harness.analysis import ce_and_q1, state_fidelity, state_tomography
 from harness.analysis.channels import X, Y, Z, choi_from_kraus
 from harness.analysis.tomography import pauli_settings
@@ -116,9 +116,7 @@ def bench_tomography(shots: int = 2000) -> list[dict]:
 def main() -> list[dict]:
     """Run every benchmark, print a Markdown table and return the rows."""
     rows = [bench_capacity(), *bench_tomography()]
-    print("| figure | ours | peer | ratio | unit |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['figure']} | {r['ours']:.6g} | {r['peer']:.6g} | {r['ratio']:.3g} | {r['unit']} |")
+    print(format_table(rows))
     return rows
 
 

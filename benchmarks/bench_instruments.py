@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from benchmarks.common import format_table
 from harness.emulators import COUNTER_COMMANDS, SOURCE_COMMANDS, ThreadedEmulators
 from harness.emulators.model import LinkParameters
 from harness.instruments import Instrument, InstrumentSpec
@@ -111,10 +112,7 @@ def main() -> list[dict]:
         source.close()
     finally:
         runner.stop()
-    print("| figure | ours | peer | ratio | unit |")
-    print("| --- | ---: | ---: | ---: | --- |")
-    for r in rows:
-        print(f"| {r['figure']} | {r['ours']:.1f} | {r['peer']:.1f} | {r['ratio']:.2f} | {r['unit']} |")
+    print(format_table(rows))
     print(f"\ntarget: ratio <= {TARGET_RATIO:g} for the VISA counter query")
     return rows
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pymatching
 
-from benchmarks.common import median_time, paired_median_times
+from benchmarks.common import format_table, median_time, paired_median_times
 from harness.qec.aer_memory import run_memory_aer
 from harness.qec.memory import compiled_memory, run_memory
 from harness.qec.noise import QecNoise
@@ -97,10 +97,7 @@ def main() -> list[dict]:
             "unit": "shots/s",
         }
     )
-    print("| figure | ours | peer | ratio | unit |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['figure']} | {r['ours']:.4g} | {r['peer']:.4g} | {r['ratio']:.3g} | {r['unit']} |")
+    print(format_table(rows))
     return rows
 
 
