@@ -66,7 +66,9 @@ def test_unloads_cleanly(pytester: pytest.Pytester):
 
 
 def test_warns_once_when_the_runtime_sampler_path_is_loaded(pytester: pytest.Pytester):
-    pytester.makeconftest("import qiskit_ibm_runtime  # a user's suite importing the runtime SamplerV2 path\n")
+    # A module of that name on the path (the real package is optional): the plugin only needs to see it loaded.
+    pytester.makepyfile(qiskit_ibm_runtime="class SamplerV2:\n    pass\n")
+    pytester.makeconftest("from qiskit_ibm_runtime import SamplerV2  # a user's suite on the runtime path\n")
     pytester.makepyfile(
         test_suite="""
         import pytest
