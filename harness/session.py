@@ -262,6 +262,8 @@ class ProfileSession:
         protocols = self._protocols(self.family)
         self._measure(self.candidate, protocols)
         baselines = self._acquire_baseline(protocols)
+        # Where the baseline came from (store, measured now, none) is part of the verdict's provenance.
+        self.store.update_provenance(self.candidate.run_id, baseline_source=self.baseline_source)
         tolerances = self._tolerances()
         comparisons = self._gate(baselines, tolerances)
         cap = BUDGETS[self.budget] * BUDGET_CAPS[self.budget]

@@ -56,7 +56,10 @@ def test_unchanged_build_passes_and_regressed_build_fails(pytester: pytest.Pytes
     # The baseline came from the store on the second run, not from a new measurement.
     with sqlite3.connect(pytester.path / "qharness.db") as db:
         builds = [r[0] for r in db.execute("SELECT build FROM runs ORDER BY id")]
+        rows = db.execute("SELECT provenance FROM runs ORDER BY id").fetchall()
+    sources = [json.loads(r[0]).get("baseline_source") for r in rows]
     assert builds == ["2.4.0", "2.3.0", "2.5.0-rc1"]
+    assert sources == ["measured", None, "store"]
 
 
 @pytest.mark.slow
