@@ -8,19 +8,13 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.channels import PAULIS
+from harness.analysis.tomography import INPUT_BLOCH
 from harness.devices.base import BASES
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, rates
 
 _SIGMA = dict(zip("XYZ", PAULIS[1:], strict=True))
-# Bloch vectors of the states PREP accepts.
-PREP_STATES: dict[str, np.ndarray] = {
-    "0": np.array([0.0, 0.0, 1.0]),
-    "1": np.array([0.0, 0.0, -1.0]),
-    "+": np.array([1.0, 0.0, 0.0]),
-    "-": np.array([-1.0, 0.0, 0.0]),
-    "+i": np.array([0.0, 1.0, 0.0]),
-    "-i": np.array([0.0, -1.0, 0.0]),
-}
+# Bloch vectors of the states PREP accepts: the process-tomography inputs of the analysis core.
+PREP_STATES: dict[str, np.ndarray] = {name: np.array(r) for name, r in INPUT_BLOCH.items()}
 
 
 _QEC_KEYS = ("gate_error_1q", "gate_error_2q", "measurement_error", "idle_error")

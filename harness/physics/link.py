@@ -138,3 +138,8 @@ def profile_link_kraus(profile: object) -> list[np.ndarray]:
     ks = link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing)
     kept = [k for k in ks if np.linalg.norm(k) > 1e-12]
     return kept or [np.eye(2, dtype=complex)]
+
+
+def link_block_choi(link: object) -> np.ndarray:
+    """Choi matrix of a profile's `link` block (amplitude damping, dephasing, depolarising), without readout."""
+    return choi_from_kraus(link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing))

@@ -164,11 +164,9 @@ def _link_choi(device: Device, ctx: MeasureContext) -> np.ndarray:
             "logical memories run over a modelled link (kind: aer); for a bench, run them on the Aer profile "
             "calibrated from this bench"
         )
-    from harness.analysis.channels import choi_from_kraus
-    from harness.physics import link_kraus
+    from harness.physics import link_block_choi
 
-    link = ctx.profile.link
-    return choi_from_kraus(link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing))
+    return link_block_choi(ctx.profile.link)
 
 
 def _measure_logical(device: Device, ctx: MeasureContext) -> LogicalRecord:

@@ -61,12 +61,10 @@ class DecoderRequestError(ValueError):
 
 def decoder_noise(link: Any, qec: Any) -> QecNoise:
     """Return the QecNoise of the decoder codes: `qec` gate/measurement/idle errors and the twirled `link` channel."""
-    from harness.analysis.channels import choi_from_kraus
-    from harness.physics import link_kraus
+    from harness.physics import link_block_choi
     from harness.qec.noise import QecNoise
 
-    choi = choi_from_kraus(link_kraus(link.amplitude_damping, link.dephasing, link.depolarizing))
-    return QecNoise.from_profile(_QecView(qec), choi)
+    return QecNoise.from_profile(_QecView(qec), link_block_choi(link))
 
 
 @dataclass(frozen=True)
