@@ -16,8 +16,8 @@ from qiskit_aer import AerSimulator
 
 from benchmarks.common import format_table, median_time
 from harness.devices.aer import AerDevice, bell_circuit
-from harness.devices.base import BELL_SETTINGS
 from harness.profiles import load_profile
+from harness.records import BELL_SETTINGS
 
 PROFILE = "aer-reference"
 TARGET_S = 1.0

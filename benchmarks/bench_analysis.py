@@ -11,8 +11,8 @@ import numpy as np
 
 from benchmarks.common import format_table, median_time
 from harness.analysis import ce_and_q1, state_fidelity, state_tomography
-from harness.analysis.channels import X, Y, Z, choi_from_kraus
 from harness.analysis.tomography import pauli_settings
+from harness.physics.channels import X, Y, Z, choi_from_kraus
 from harness.physics.link import apply_to_b, link_kraus, werner_state
 
 PHI_PLUS = np.array([1, 0, 0, 1], dtype=complex) / np.sqrt(2)

@@ -19,7 +19,7 @@ GRID = {
 
 def random_choi(rng: np.random.Generator) -> np.ndarray:
     """Choi matrix (input first, trace 2) of a random qubit channel with 4 Kraus operators."""
-    from harness.analysis.channels import choi_from_kraus
+    from harness.physics.channels import choi_from_kraus
 
     k = rng.normal(size=(4, 2, 2)) + 1j * rng.normal(size=(4, 2, 2))
     s = np.einsum("kab,kac->bc", k.conj(), k)
@@ -43,7 +43,7 @@ def _per_channel_ms(fn, chois: list[np.ndarray], repeats: int) -> float:
 def closed_form_errors(grid: dict[str, tuple[float, ...]] = GRID) -> dict[str, tuple[float, str]]:
     """Per channel family: the largest abs error (bit/use) of C_E, Q1, chi against the closed form, and where."""
     from harness.analysis.capacities import CLOSED_FORMS, ce_and_q1, holevo_chi
-    from harness.analysis.channels import (
+    from harness.physics.channels import (
         amplitude_damping_kraus,
         choi_from_kraus,
         dephasing_kraus,

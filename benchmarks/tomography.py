@@ -20,10 +20,11 @@ import numpy as np
 
 from benchmarks.common import Section, median_time, require_qiskit_experiments, row
 from harness.analysis import state_fidelity, state_tomography
-from harness.analysis.channels import X, Y, Z
 from harness.analysis.measures import process_fidelity
-from harness.analysis.tomography import INPUT_BLOCH, pauli_settings, process_tomography
+from harness.analysis.tomography import pauli_settings, process_tomography
+from harness.physics.channels import X, Y, Z
 from harness.physics.link import apply_to_b, link_kraus, werner_state
+from harness.records import INPUT_BLOCH
 
 PHI_PLUS = np.array([1, 0, 0, 1], dtype=complex) / np.sqrt(2)
 OPS = {"X": X, "Y": Y, "Z": Z}

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.metrics import Direction, Estimate
+from harness.metrics import Direction, Estimate, Tolerance
 
 
 class Verdict(StrEnum):
@@ -29,24 +29,6 @@ class Verdict(StrEnum):
     ERROR = "ERROR"
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How much worse than the baseline a metric may get before it counts as a regression."""
-
-    absolute: float = 0.0
-    relative: float = 0.0
-
-    def __post_init__(self) -> None:
-        for label, x in (("absolute", self.absolute), ("relative", self.relative)):
-            if not (math.isfinite(x) and x >= 0.0):
-                raise ValueError(f"tolerance {label} must be a finite number >= 0, got {x!r}")
-
-    def margin(self, baseline_value: float) -> float:
-        """Return the allowed worsening in the metric's unit: max(absolute, relative * |baseline|)."""
-        rel = self.relative * abs(baseline_value) if math.isfinite(baseline_value) else 0.0
-        return max(self.absolute, rel)
-
-
 @lru_cache(maxsize=64)
 def _z(p: float) -> float:
     """Return the standard normal quantile at probability p."""
@@ -58,11 +40,6 @@ def _z(p: float) -> float:
 def _sf(x: float) -> float:
     """Return P(Z > x) for a standard normal Z."""
     return 0.5 * math.erfc(x / math.sqrt(2.0))
-
-
-def _se(e: Estimate) -> float:
-    """Return the normal-approximation standard error implied by the estimate's interval."""
-    return (e.ci_high - e.ci_low) / (2.0 * _z(0.5 + e.confidence / 2.0))
 
 
 def _fmt(x: float) -> str:
@@ -197,7 +174,7 @@ def _check(name: str, candidate: Estimate, baseline: Estimate) -> str | None:
 def _test(candidate: Estimate, baseline: Estimate, tolerance: Tolerance, confidence: float, bootstrap: bool) -> _Test:
     """Return delta, its standard error and the one-sided p-values of regression and improvement."""
     d = candidate.value - baseline.value
-    se = math.hypot(_se(candidate), _se(baseline))
+    se = math.hypot(candidate.standard_error, baseline.standard_error)
     cs, bs = candidate.samples, baseline.samples
     if bootstrap and cs is not None and bs is not None and len(cs) == len(bs) and len(cs) > 1:
         # Independent bootstrap replicates paired by index: their differences sample the delta's spread.

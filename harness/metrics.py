@@ -1,10 +1,20 @@
-"""Metric values with their uncertainty, and the registry of every metric the suites report."""
+"""Metric values with their uncertainty, tolerances, QEC code names, and the registry of every reported metric."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
+from statistics import NormalDist
+
+
+@lru_cache(maxsize=64)
+def _z(p: float) -> float:
+    """Return the standard normal quantile at probability p."""
+    return NormalDist().inv_cdf(p)
 
 
 class Direction(StrEnum):
@@ -44,10 +54,7 @@ class Estimate:
     @property
     def standard_error(self) -> float:
         """Normal-approximation standard error implied by the interval's half-width."""
-        from scipy.stats import norm
-
-        z = float(norm.ppf(0.5 + self.confidence / 2))
-        return (self.ci_high - self.ci_low) / (2 * z)
+        return (self.ci_high - self.ci_low) / (2 * _z(0.5 + self.confidence / 2))
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (without bootstrap replicates)."""
@@ -58,58 +65,167 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """How much worse than the baseline a metric may get before it counts as a regression."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+
+    def __post_init__(self) -> None:
+        for label, x in (("absolute", self.absolute), ("relative", self.relative)):
+            if not (math.isfinite(x) and x >= 0.0):
+                raise ValueError(f"tolerance {label} must be a finite number >= 0, got {x!r}")
+
+    def margin(self, baseline_value: float) -> float:
+        """Return the allowed worsening in the metric's unit: max(absolute, relative * |baseline|)."""
+        rel = self.relative * abs(baseline_value) if math.isfinite(baseline_value) else 0.0
+        return max(self.absolute, rel)
+
+
+def format_interval(value: float, ci_low: float, ci_high: float, fmt: str = ".4g") -> str:
+    """Return "value [low, high]" with each number in format `fmt` (the one way the harness prints an interval)."""
+    return f"{value:{fmt}} [{ci_low:{fmt}}, {ci_high:{fmt}}]"
+
+
+@dataclass(frozen=True)
 class MetricSpec:
-    """Static description of a metric: its family, unit, direction and meaning."""
+    """Static description of a metric: family, unit, direction, meaning, the protocol that yields it, primary or not.
+
+    A spec whose `name` ends in "_" is a pattern: it describes every metric named `<name><code>` (the logical
+    metrics, one per QEC code of a profile).
+    """
 
     name: str
     family: str
     unit: str
     direction: Direction
     description: str
+    protocol: str
+    primary: bool = False
+
+    @property
+    def is_pattern(self) -> bool:
+        """True for a parametrised name (a prefix such as 'logical_success_')."""
+        return self.name.endswith("_")
 
 
 H, L = Direction.HIGHER, Direction.LOWER
 
 _SPECS = [
-    MetricSpec("bell_fidelity", "fidelity", "", H, "Fidelity of the delivered state to |Phi+>"),
-    MetricSpec("concurrence", "fidelity", "", H, "Wootters concurrence of the delivered state"),
-    MetricSpec("chsh_s", "fidelity", "", H, "CHSH S maximised over settings (Horodecki)"),
-    MetricSpec("qber_z", "fidelity", "", L, "Quantum bit error rate in the Z basis"),
-    MetricSpec("qber_x", "fidelity", "", L, "Quantum bit error rate in the X basis"),
-    MetricSpec("link_process_fidelity", "fidelity", "", H, "Process fidelity of the link to identity"),
-    MetricSpec("pair_rate_hz", "entanglement_rate", "Hz", H, "Coincidences per second, accidentals removed"),
-    MetricSpec("heralding_efficiency_a", "entanglement_rate", "", H, "Coincidences / singles of arm B"),
-    MetricSpec("heralding_efficiency_b", "entanglement_rate", "", H, "Coincidences / singles of arm A"),
-    MetricSpec("car", "entanglement_rate", "", H, "Coincidence-to-accidental ratio"),
-    MetricSpec("ebit_rate_hz", "entanglement_rate", "ebit/s", H, "Pair rate x coherent information (hashing bound)"),
-    MetricSpec("secret_key_rate_bps", "entanglement_rate", "bit/s", H, "Asymptotic BBM92 key rate with sifting"),
-    MetricSpec("plob_fraction", "entanglement_rate", "", H, "Ebits per channel use / PLOB bound"),
-    MetricSpec("capacity_ce_bits", "capacity", "bit/use", H, "Entanglement-assisted classical capacity C_E"),
-    MetricSpec("capacity_q1_bits", "capacity", "bit/use", H, "Maximised coherent information Q1 (<= Q)"),
-    MetricSpec("capacity_chi_bits", "capacity", "bit/use", H, "Holevo quantity chi (<= C)"),
-    MetricSpec("decoder_agreement", "logical", "", H, "Share of syndromes where device and matching decoders agree"),
-    MetricSpec("decoder_logical_success", "logical", "", H, "Logical success with the device decoder's corrections"),
-    MetricSpec("decoder_latency_p50_us", "logical", "us", L, "Median decoder round-trip latency"),
-    MetricSpec("decoder_latency_p99_us", "logical", "us", L, "99th-percentile decoder round-trip latency"),
+    MetricSpec("bell_fidelity", "fidelity", "", H, "Fidelity of the delivered state to |Phi+>", "bell", primary=True),
+    MetricSpec("concurrence", "fidelity", "", H, "Wootters concurrence of the delivered state", "bell"),
+    MetricSpec("chsh_s", "fidelity", "", H, "CHSH S maximised over settings (Horodecki)", "bell"),
+    MetricSpec("qber_z", "fidelity", "", L, "Quantum bit error rate in the Z basis", "bell"),
+    MetricSpec("qber_x", "fidelity", "", L, "Quantum bit error rate in the X basis", "bell"),
+    MetricSpec("link_process_fidelity", "fidelity", "", H, "Process fidelity of the link to identity", "link"),
+    MetricSpec(
+        "capacity_ce_bits",
+        "capacity",
+        "bit/use",
+        H,
+        "Entanglement-assisted classical capacity C_E",
+        "link",
+        primary=True,
+    ),
+    MetricSpec("capacity_q1_bits", "capacity", "bit/use", H, "Maximised coherent information Q1 (<= Q)", "link"),
+    MetricSpec("capacity_chi_bits", "capacity", "bit/use", H, "Holevo quantity chi (<= C)", "link"),
+    MetricSpec(
+        "pair_rate_hz",
+        "entanglement_rate",
+        "Hz",
+        H,
+        "Coincidences per second, accidentals removed",
+        "rates",
+        primary=True,
+    ),
+    MetricSpec("heralding_efficiency_a", "entanglement_rate", "", H, "Coincidences / singles of arm B", "rates"),
+    MetricSpec("heralding_efficiency_b", "entanglement_rate", "", H, "Coincidences / singles of arm A", "rates"),
+    MetricSpec("car", "entanglement_rate", "", H, "Coincidence-to-accidental ratio", "rates"),
+    MetricSpec(
+        "ebit_rate_hz", "entanglement_rate", "ebit/s", H, "Pair rate x coherent information (hashing bound)", "rates"
+    ),
+    MetricSpec(
+        "secret_key_rate_bps", "entanglement_rate", "bit/s", H, "Asymptotic BBM92 key rate with sifting", "rates"
+    ),
+    MetricSpec("plob_fraction", "entanglement_rate", "", H, "Ebits per channel use / PLOB bound", "rates"),
+    MetricSpec(
+        "logical_success_", "logical", "", H, "Logical success 1 - p_L of a memory experiment", "logical", primary=True
+    ),
+    MetricSpec("logical_error_per_round_", "logical", "", L, "Logical error per syndrome round", "logical"),
+    MetricSpec("decode_time_us_", "logical", "us", L, "Decoder time per shot", "logical"),
+    MetricSpec(
+        "decoder_agreement", "logical", "", H, "Share of syndromes where device and matching decoders agree", "decoder"
+    ),
+    MetricSpec(
+        "decoder_logical_success", "logical", "", H, "Logical success with the device decoder's corrections", "decoder"
+    ),
+    MetricSpec("decoder_latency_p50_us", "logical", "us", L, "Median decoder round-trip latency", "decoder"),
+    MetricSpec("decoder_latency_p99_us", "logical", "us", L, "99th-percentile decoder round-trip latency", "decoder"),
 ]
 
-REGISTRY: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
+# Fixed metric names -> spec (patterns are kept apart: their names are prefixes, not metrics).
+REGISTRY: dict[str, MetricSpec] = {s.name: s for s in _SPECS if not s.is_pattern}
+PATTERNS: tuple[MetricSpec, ...] = tuple(s for s in _SPECS if s.is_pattern)
+LOGICAL_PREFIXES: tuple[str, ...] = tuple(s.name for s in PATTERNS)
 
 
-def _logical_spec(name: str) -> MetricSpec | None:
-    """Specs for the parametrised logical-memory metric names (code and distance in the name)."""
-    if name.startswith("logical_success_"):
-        return MetricSpec(name, "logical", "", H, "Logical success 1 - p_L of a memory experiment")
-    if name.startswith("logical_error_per_round_"):
-        return MetricSpec(name, "logical", "", L, "Logical error per syndrome round")
-    if name.startswith("decode_time_us_"):
-        return MetricSpec(name, "logical", "us", L, "Decoder time per shot")
+def metrics_of(protocol: str) -> tuple[str, ...]:
+    """Return the fixed metric names a protocol yields, in registry order."""
+    return tuple(s.name for s in _SPECS if s.protocol == protocol and not s.is_pattern)
+
+
+def prefixes_of(protocol: str) -> tuple[str, ...]:
+    """Return the parametrised name prefixes a protocol yields (e.g. 'logical_success_')."""
+    return tuple(s.name for s in PATTERNS if s.protocol == protocol)
+
+
+def _pattern_spec(name: str) -> MetricSpec | None:
+    """Return the spec of `name` made from a pattern (a prefix followed by a non-empty code), or None."""
+    for p in PATTERNS:
+        if name.startswith(p.name) and len(name) > len(p.name):
+            return replace(p, name=name)
     return None
+
+
+def is_known_metric(name: str) -> bool:
+    """True when `name` is a registered metric or a pattern's metric (e.g. 'logical_success_surface_d3')."""
+    return name in REGISTRY or _pattern_spec(name) is not None
 
 
 def metric_spec(name: str) -> MetricSpec:
     """Return the registered spec of a metric; raise KeyError naming the known ones."""
-    spec = REGISTRY.get(name) or _logical_spec(name)
+    spec = REGISTRY.get(name) or _pattern_spec(name)
     if spec is None:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        known = [*sorted(REGISTRY), *(f"{p}<code>" for p in LOGICAL_PREFIXES)]
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(known)}")
     return spec
+
+
+def primary_metrics(names: Iterable[str]) -> tuple[str, ...]:
+    """Return those of `names` that the registry marks primary (by default gated first, at full alpha)."""
+    return tuple(n for n in names if is_known_metric(n) and metric_spec(n).primary)
+
+
+_CODE = re.compile(r"([a-z][a-z0-9_]*)_d([0-9]+)")
+
+
+@dataclass(frozen=True)
+class CodeName:
+    """A QEC code name such as 'surface_d5': family 'surface', distance 5."""
+
+    family: str
+    distance: int
+
+    def __str__(self) -> str:
+        return f"{self.family}_d{self.distance}"
+
+
+def parse_code(name: str) -> CodeName:
+    """Parse '<family>_d<odd distance >= 3>' (e.g. 'surface_d3'); raise ValueError saying what is wrong."""
+    m = _CODE.fullmatch(str(name))
+    if m is None:
+        raise ValueError(f"code {name!r} is not of the form '<family>_d<distance>', e.g. 'surface_d3'")
+    d = int(m.group(2))
+    if d < 3 or d % 2 == 0:
+        raise ValueError(f"code {name!r} has distance {d}; the distance must be odd and >= 3")
+    return CodeName(m.group(1), d)

@@ -326,7 +326,7 @@ def record_metric(request: pytest.FixtureRequest, harness_session):
 
     A device fault surfaces here, in setup, so it is a pytest ERROR and never a REGRESSION.
     """
-    from harness.devices.base import DeviceError
+    from harness.errors import DeviceError
 
     def _record(metric: str):
         comparisons = harness_session.evaluate()

@@ -11,9 +11,10 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from harness.devices.base import Device, DeviceError, IdentityMismatchError
-from harness.gate import Comparison, Tolerance, Verdict, evaluate, overall_verdict
-from harness.metrics import Estimate
+from harness.devices.base import Device
+from harness.errors import DeviceError, IdentityMismatchError
+from harness.gate import Comparison, Verdict, evaluate, overall_verdict
+from harness.metrics import Estimate, Tolerance
 from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
 from harness.protocols import PROTOCOLS, MeasureContext, NotSupportedError, Protocol, protocol_for
 from harness.store import Store

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from harness.gate import Tolerance, Verdict, evaluate
-from harness.metrics import Estimate
+from harness.gate import Verdict, evaluate
+from harness.metrics import Estimate, Tolerance
 from harness.profiles import BUDGET_CAPS, BUDGETS, Profile
 from harness.protocols import PROTOCOLS, MeasureContext, protocol_for
 

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.devices.base import BELL_SETTINGS
 from harness.devices.replay import ReplayDevice, ReplayMismatchError
 from harness.emulators import LinkModel, LinkParameters
 from harness.profiles import load_profile
 from harness.protocols import BELL_METRICS, RATE_METRICS
+from harness.records import BELL_SETTINGS
 from harness.store import Store
 
 pytestmark = pytest.mark.slow

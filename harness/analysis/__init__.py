@@ -18,7 +18,6 @@ from harness.analysis.capacities import (
     mutual_information,
     plob_bound,
 )
-from harness.analysis.channels import ChannelError
 from harness.analysis.estimators import (
     estimate_bell_metrics,
     estimate_link_metrics,
@@ -55,6 +54,7 @@ from harness.analysis.tomography import (
     state_tomography,
 )
 from harness.analysis.validation import AnalysisError
+from harness.physics.channels import ChannelError
 
 __all__ = [
     "CLOSED_FORMS",

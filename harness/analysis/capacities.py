@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from harness.analysis.channels import I2, X, Y, Z, choi_from_kraus, validate_choi
 from harness.analysis.measures import binary_entropy, entropy_from_eigenvalues
 from harness.analysis.validation import AnalysisError
+from harness.physics.channels import I2, X, Y, Z, choi_from_kraus, validate_choi
 
 _SIG = np.array([I2, X, Y, Z])
 _LN2 = np.log(2.0)
@@ -416,7 +416,7 @@ def _pauli_entropy(probs: Sequence[float]) -> float:
 
 def depolarizing_capacities(p: float) -> Capacities:
     """Return closed-form C_E, Q1, chi (bits/use) of rho -> (1-p) rho + p I/2, p in [0, 4/3]."""
-    from harness.analysis.channels import depolarizing_kraus
+    from harness.physics.channels import depolarizing_kraus
 
     depolarizing_kraus(p)  # validates the range
     h = _pauli_entropy([1 - 3 * p / 4, p / 4, p / 4, p / 4])
@@ -426,7 +426,7 @@ def depolarizing_capacities(p: float) -> Capacities:
 
 def dephasing_capacities(p: float) -> Capacities:
     """Return closed-form C_E, Q1, chi (bits/use) of rho -> (1-p) rho + p Z rho Z."""
-    from harness.analysis.channels import dephasing_kraus
+    from harness.physics.channels import dephasing_kraus
 
     dephasing_kraus(p)
     h = float(binary_entropy(p))
@@ -448,7 +448,7 @@ def _max_on_unit(fn, grid: int = 2001) -> float:
 
 def amplitude_damping_capacities(gamma: float) -> Capacities:
     """Return C_E, Q1, chi (bits/use) of amplitude damping from its one-parameter closed forms."""
-    from harness.analysis.channels import amplitude_damping_kraus
+    from harness.physics.channels import amplitude_damping_kraus
 
     amplitude_damping_kraus(gamma)
     g = float(gamma)
@@ -466,7 +466,7 @@ def amplitude_damping_capacities(gamma: float) -> Capacities:
 
 def erasure_capacities(epsilon: float) -> Capacities:
     """Return closed-form C_E = 2(1-ε), Q1 = max(0, 1-2ε), chi = 1-ε of the qubit erasure channel."""
-    from harness.analysis.channels import erasure_kraus
+    from harness.physics.channels import erasure_kraus
 
     erasure_kraus(epsilon)
     e = float(epsilon)

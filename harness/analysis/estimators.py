@@ -17,8 +17,8 @@ from harness.analysis.measures import (
 )
 from harness.analysis.tomography import process_tomography, state_tomography
 from harness.analysis.validation import AnalysisError, as_counts, check_confidence, check_n_boot, check_rng
-from harness.devices.base import BELL_SETTINGS, ProcessCounts, TomographyCounts
 from harness.metrics import Direction, Estimate
+from harness.records import BELL_SETTINGS, ProcessCounts, TomographyCounts
 
 COHERENT_INFO_UNIT = "bit/pair"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
-from harness.analysis.channels import X, Y, Z, validate_choi
 from harness.analysis.validation import AnalysisError, as_matrix, check_density_matrix
+from harness.physics.channels import X, Y, Z, validate_choi
 
 PHI_PLUS = np.array([1, 0, 0, 1], dtype=complex) / np.sqrt(2)
 _LN2 = np.log(2.0)

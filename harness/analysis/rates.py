@@ -9,8 +9,8 @@ from harness.analysis.capacities import bbm92_key_fraction
 from harness.analysis.estimators import bell_counts_array, bell_values
 from harness.analysis.intervals import make_estimate, percentile_interval, poisson_interval, wilson_interval
 from harness.analysis.validation import AnalysisError, as_counts, check_confidence, check_n_boot, check_rng
-from harness.devices.base import CoincidenceCounts, TomographyCounts
 from harness.metrics import Estimate
+from harness.records import CoincidenceCounts, TomographyCounts
 
 _LN2 = np.log(2.0)
 

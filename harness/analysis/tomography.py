@@ -19,18 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.analysis.channels import I2, PAULIS, X, Y, Z
 from harness.analysis.validation import AnalysisError, as_counts, as_matrix, require_row_totals
+from harness.physics.channels import I2, PAULIS, X, Y, Z
+from harness.records import INPUT_BLOCH
 
 _BASIS_OPS = {"X": X, "Y": Y, "Z": Z}
-INPUT_BLOCH = {
-    "0": (0.0, 0.0, 1.0),
-    "1": (0.0, 0.0, -1.0),
-    "+": (1.0, 0.0, 0.0),
-    "-": (-1.0, 0.0, 0.0),
-    "+i": (0.0, 1.0, 0.0),
-    "-i": (0.0, -1.0, 0.0),
-}
 
 
 def pauli_settings(n_qubits: int) -> tuple[str, ...]:

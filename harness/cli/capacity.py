@@ -30,7 +30,7 @@ def _parse_params(params: list[str]) -> dict[str, float]:
 
 def _named_channel(channel: str, params: dict[str, float]) -> tuple[float, float, float]:
     from harness.analysis.capacities import CLOSED_FORMS
-    from harness.analysis.channels import ChannelError
+    from harness.physics.channels import ChannelError
 
     if channel not in CLOSED_FORMS:
         raise _UsageError(f"--channel {channel!r}: unknown channel; choose one of {', '.join(CLOSED_FORMS)}")
@@ -76,7 +76,7 @@ def _compute(channel: str | None, params: list[str], choi: Path | None) -> tuple
     if params:
         raise _UsageError("--param applies to --channel only, not to --choi")
     from harness.analysis.capacities import channel_capacities
-    from harness.analysis.channels import ChannelError, validate_choi
+    from harness.physics.channels import ChannelError, validate_choi
 
     matrix = _load_choi(choi)
     try:

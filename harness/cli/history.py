@@ -123,7 +123,7 @@ def history(
 
 def _tolerances(profile: str, build: str) -> tuple[dict, str | None]:
     """Return the profile's tolerances for `build` as gate Tolerances, and a note when they could not be loaded."""
-    from harness.gate import Tolerance
+    from harness.metrics import Tolerance
 
     try:
         from harness.profiles import ProfileError, load_profile

@@ -45,19 +45,19 @@ from typing import Any
 
 import numpy as np
 
-from harness.devices.base import (
+from harness.devices.base import DeviceContext
+from harness.errors import DeviceError
+from harness.physics.link import profile_link_kraus, profile_rates, sample_singles
+from harness.records import (
     BASES,
     BELL_SETTINGS,
     INPUTS_4,
     INPUTS_6,
     CoincidenceCounts,
-    DeviceContext,
-    DeviceError,
     Identity,
     ProcessCounts,
     TomographyCounts,
 )
-from harness.physics.link import profile_link_kraus, profile_rates, sample_singles
 from harness.streams import stream
 
 SOURCE_LABEL = "qh_source"

@@ -17,19 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.devices.base import (
-    BASES,
-    BELL_SETTINGS,
-    INPUTS_4,
-    INPUTS_6,
-    CoincidenceCounts,
-    DeviceContext,
-    DeviceError,
-    Identity,
-    IdentityMismatchError,
-    ProcessCounts,
-    TomographyCounts,
-)
+from harness.devices.base import DeviceContext
+from harness.errors import DeviceError, IdentityMismatchError
 from harness.instruments import (
     DEFAULT_VALIDATORS,
     Instrument,
@@ -42,6 +31,16 @@ from harness.instruments import (
     SessionRecorder,
     Transport,
     parse_scpi_error,
+)
+from harness.records import (
+    BASES,
+    BELL_SETTINGS,
+    INPUTS_4,
+    INPUTS_6,
+    CoincidenceCounts,
+    Identity,
+    ProcessCounts,
+    TomographyCounts,
 )
 
 ROLES = ("source", "counter", "analyzers")

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from harness.devices.base import DeviceError
 from harness.devices.bench import ROLES, BenchDevice, RecordCallback
+from harness.errors import DeviceError
 from harness.instruments import InstrumentConfigError, InstrumentDisconnected, InstrumentTimeout, SessionRecorder
 
 # Faults that happened inside the transport and so must be raised again; others come from validating the reply.

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.channels import PAULIS
-from harness.analysis.tomography import INPUT_BLOCH
-from harness.devices.base import BASES
+from harness.physics.channels import PAULIS
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, rates
+from harness.records import BASES, INPUT_BLOCH
 
 _SIGMA = dict(zip("XYZ", PAULIS[1:], strict=True))
 # Bloch vectors of the states PREP accepts: the process-tomography inputs of the analysis core.

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.devices.base import BASES
 from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import FaultPlan
 from harness.emulators.model import PREP_STATES, LinkModel
 from harness.physics.link import sample_singles
+from harness.records import BASES
 
 LOOPBACK = "127.0.0.1"
 NO_ERROR = '0,"No error"'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.devices.base import DeviceError, NotSupportedError  # noqa: F401  (NotSupportedError re-exported)
+from harness.errors import DeviceError, NotSupportedError  # noqa: F401  (NotSupportedError re-exported)
 
 
 class InstrumentError(DeviceError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analysis.channels import (
+from harness.physics.channels import (
     amplitude_damping_kraus,
     choi_from_kraus,
     compose_kraus,

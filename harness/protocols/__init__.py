@@ -11,14 +11,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.devices.base import (
-    INPUTS_6,
-    CoincidenceCounts,
-    Device,
-    NotSupportedError,
-    ProcessCounts,
-    TomographyCounts,
-)
+from harness.devices.base import Device
+from harness.errors import NotSupportedError
+from harness.records import INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
 from harness.streams import stream, stream_seed
 
 BELL_METRICS = ("bell_fidelity", "concurrence", "chsh_s", "qber_z", "qber_x")

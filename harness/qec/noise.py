@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.channels import PAULIS, ChannelError, validate_choi
+from harness.physics.channels import PAULIS, ChannelError, validate_choi
 
 
 class QecError(ValueError):
@@ -44,7 +44,7 @@ def pauli_twirl(choi: np.ndarray) -> tuple[float, float, float]:
     try:
         j = validate_choi(choi)
     except ChannelError as exc:
-        raise QecError(f"link Choi matrix: {exc}; pass a 4x4 CPTP Choi matrix (harness.analysis.channels)") from None
+        raise QecError(f"link Choi matrix: {exc}; pass a 4x4 CPTP Choi matrix (harness.physics.channels)") from None
     if j.shape != (4, 4):
         raise QecError(f"link Choi matrix must be 4x4 (qubit to qubit), got {j.shape}; trace out extra levels first")
     probs = []

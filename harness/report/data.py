@@ -270,7 +270,7 @@ def pooled_bell_counts(payloads: list[dict]) -> tuple[tuple[str, ...], np.ndarra
 
 def reconstruct_rho(settings: tuple[str, ...], counts: np.ndarray, duration_s: float) -> tuple[np.ndarray, str]:
     """Return the physical 4x4 density matrix (qubit A first) of pooled Bell counts, and how it was obtained."""
-    from harness.devices.base import BELL_SETTINGS, TomographyCounts
+    from harness.records import BELL_SETTINGS, TomographyCounts
 
     try:
         from harness.analysis.estimators import reconstruct_bell_state

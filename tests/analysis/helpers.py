@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.analysis.channels import X, Y, Z, apply_choi
 from harness.analysis.tomography import pauli_settings
+from harness.physics.channels import X, Y, Z, apply_choi
 
 _OPS = {"X": X, "Y": Y, "Z": Z}
 INPUT_KETS = {

@@ -24,7 +24,7 @@ from harness.analysis import (
     mutual_information,
     plob_bound,
 )
-from harness.analysis.channels import (
+from harness.physics.channels import (
     amplitude_damping_kraus,
     choi_from_kraus,
     dephasing_kraus,

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.analysis import amplitude_damping_capacities, erasure_capacities
-from harness.analysis.channels import choi_from_kraus, erasure_kraus
 from harness.cli import app
+from harness.physics.channels import choi_from_kraus, erasure_kraus
 
 runner = CliRunner()
 

@@ -7,11 +7,11 @@ import pytest
 
 from harness.analysis import entanglement_assisted_capacity, state_fidelity
 from harness.analysis.bootstrap import resample_multinomial
-from harness.analysis.channels import choi_from_kraus
 from harness.analysis.intervals import percentile_interval
 from harness.analysis.tomography import process_tomography, state_tomography
-from harness.devices.base import INPUTS_6
+from harness.physics.channels import choi_from_kraus
 from harness.physics.link import apply_to_b, link_kraus, werner_state
+from harness.records import INPUTS_6
 
 from .helpers import process_probabilities, sample, state_probabilities
 

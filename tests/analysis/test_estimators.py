@@ -23,9 +23,9 @@ from harness.analysis import (
     reconstruct_link_choi,
     state_fidelity,
 )
-from harness.analysis.channels import choi_from_kraus
-from harness.devices.base import BELL_SETTINGS, INPUTS_4, INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
+from harness.physics.channels import choi_from_kraus
 from harness.physics.link import apply_to_b, link_kraus, rates, werner_state
+from harness.records import BELL_SETTINGS, INPUTS_4, INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
 
 from .helpers import process_probabilities, sample, state_probabilities
 

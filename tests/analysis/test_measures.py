@@ -16,7 +16,7 @@ from harness.analysis import (
     state_fidelity,
     von_neumann_entropy,
 )
-from harness.analysis.channels import ChannelError, X, choi_from_kraus, depolarizing_kraus
+from harness.physics.channels import ChannelError, X, choi_from_kraus, depolarizing_kraus
 from harness.physics.link import werner_state
 
 

@@ -13,7 +13,7 @@ from harness.analysis import (
     project_to_density_matrix,
     state_tomography,
 )
-from harness.analysis.channels import choi_from_kraus, validate_choi
+from harness.physics.channels import choi_from_kraus, validate_choi
 from harness.physics.link import link_kraus, werner_state
 
 from .helpers import process_probabilities, random_channel_kraus, sample, state_probabilities

@@ -8,11 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from harness.devices.base import BELL_SETTINGS, INPUTS_6, Device, IdentityMismatchError
+from harness.devices.base import Device
 from harness.devices.bench import BenchDevice
+from harness.errors import IdentityMismatchError
 from harness.instruments import InstrumentProtocolError, NotSupportedError
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, profile_rates
 from harness.profiles import Profile
+from harness.records import BELL_SETTINGS, INPUTS_6
 from tests.bench.conftest import live_profile
 
 Z_SIGMA = 4.0

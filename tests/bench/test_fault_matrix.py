@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from harness.devices.base import BELL_SETTINGS
 from harness.devices.bench import BenchDevice
 from harness.instruments import InstrumentError, SessionRecorder
+from harness.records import BELL_SETTINGS
 from tests.bench.conftest import live_profile
 
 # instrument: command failed after N retries: fault

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from harness.devices.base import DeviceError
 from harness.emulators import COUNTER_COMMANDS, SOURCE_COMMANDS, FaultPlan, FaultSpecError, parse_fault
+from harness.errors import DeviceError
 from harness.instruments import (
     Instrument,
     InstrumentConfigError,

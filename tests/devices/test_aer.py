@@ -10,10 +10,12 @@ import pytest
 from scipy import stats
 from test_aer_helpers import linear_bell_fidelity, write_profile
 
-from harness.analysis.channels import X, Y, Z, apply_choi
 from harness.devices.aer import AerConfigError, AerDevice, build_noise_model
-from harness.devices.base import BELL_SETTINGS, INPUTS_4, INPUTS_6, Device, DeviceError
+from harness.devices.base import Device
+from harness.errors import DeviceError
+from harness.physics.channels import X, Y, Z, apply_choi
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state
+from harness.records import BELL_SETTINGS, INPUTS_4, INPUTS_6
 from harness.streams import stream as event_rng
 
 NOISY = {"link": {"amplitude_damping": 0.08, "dephasing": 0.03, "depolarizing": 0.02}}
@@ -200,7 +202,7 @@ def test_coincidence_counts_follow_the_rates(device_for):
 
 
 def test_qber_z_of_counts_matches_truth(device_for):
-    from harness.physics.truth import truth
+    from harness.analysis.truth import truth
 
     dev = device_for(NOISY)
     tru = truth(dev.profile)

@@ -7,10 +7,10 @@ import pytest
 
 from harness.analysis.estimators import estimate_bell_metrics, estimate_link_metrics
 from harness.analysis.rates import estimate_rate_metrics
+from harness.analysis.truth import truth
 from harness.devices.aer import AerDevice
-from harness.devices.base import INPUTS_6
-from harness.physics.truth import truth
 from harness.profiles import load_profile
+from harness.records import INPUTS_6
 
 N_SEEDS = 50
 N_BOOT = 200

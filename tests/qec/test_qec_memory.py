@@ -11,8 +11,8 @@ import pytest
 import stim
 from scipy.stats import binomtest
 
-from harness.analysis.channels import choi_from_kraus, dephasing_kraus
 from harness.metrics import Direction
+from harness.physics.channels import choi_from_kraus, dephasing_kraus
 from harness.qec.memory import (
     CodeReport,
     compiled_memory,

@@ -11,7 +11,7 @@ import stim
 from qiskit.quantum_info import Kraus
 from qiskit_aer.noise import depolarizing_error
 
-from harness.analysis.channels import (
+from harness.physics.channels import (
     PAULIS,
     amplitude_damping_kraus,
     choi_from_kraus,

@@ -17,10 +17,10 @@ from harness.analysis.capacities import bbm92_key_fraction, plob_bound
 from harness.analysis.intervals import make_estimate, proportion_estimate
 from harness.analysis.measures import chsh_max, coherent_information, concurrence, qber, state_fidelity
 from harness.analysis.tomography import state_tomography
-from harness.devices.base import BELL_SETTINGS
 from harness.gate import Tolerance, Verdict, evaluate, overall_verdict
 from harness.metrics import Estimate
 from harness.physics.link import delivered_state, link_kraus, observed_state
+from harness.records import BELL_SETTINGS
 from harness.store import Store
 
 # Trend axis order is by version; runs are stored in another order (2.1.0 before 2.0.0) on purpose.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.channels import choi_from_kraus
+from harness.physics.channels import choi_from_kraus
 from harness.physics.link import (
     PHI_PLUS,
     LinkRates,
