@@ -35,9 +35,7 @@ def family(loaded: object) -> list[str]:
 
 def tolerances(profile: object) -> dict:
     """The profile's tolerances as gate Tolerance objects."""
-    from harness.gate import Tolerance
-
-    return {k: Tolerance(v.absolute or 0.0, v.relative or 0.0) for k, v in profile.tolerances.items()}  # type: ignore[attr-defined]
+    return profile.gate_tolerances()  # type: ignore[attr-defined]
 
 
 def true_fidelity(profile: object, build: str) -> float:

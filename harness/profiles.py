@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from harness.metrics import REGISTRY
+from harness.metrics import Tolerance as GateTolerance
 
 __all__ = [
     "BUDGETS",
@@ -400,6 +401,13 @@ class Profile(_Model):
     builds: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="build name -> override deep-merged over the blocks above"
     )
+
+    def gate_tolerances(self) -> dict[str, GateTolerance]:
+        """Return the tolerances as the gate's type (the one conversion: a missing bound is 0)."""
+        return {
+            name: GateTolerance(absolute=tol.absolute or 0.0, relative=tol.relative or 0.0)
+            for name, tol in self.tolerances.items()
+        }
 
     @field_validator("tolerances")
     @classmethod

@@ -296,10 +296,7 @@ class ProfileSession:
         return evaluate(candidates, baselines, tolerances, alpha=self.alpha)
 
     def _tolerances(self) -> dict[str, Tolerance]:
-        return {
-            name: Tolerance(absolute=tol.absolute or 0.0, relative=tol.relative or 0.0)
-            for name, tol in (self.profile.tolerances or {}).items()
-        }
+        return self.profile.gate_tolerances()
 
     def _store_metrics(self) -> None:
         assert self.comparisons is not None
@@ -310,6 +307,31 @@ class ProfileSession:
             for name, est in self.baseline.estimates.items():
                 if isinstance(est, Estimate):
                     self.store.add_metric(self.baseline.run_id, name, est)
+
+    def comparison(self, metric: str) -> Comparison:
+        """Return the gate's comparison of one metric, measuring and gating the family first if needed.
+
+        Raises NotSupportedError (with the reason) when the device cannot measure the metric; a metric that
+        was not measured at all comes back as an ERROR comparison saying so.
+        """
+        comparisons = self.evaluate()
+        if metric in self.skipped:
+            raise NotSupportedError(self.skipped[metric])
+        found = comparisons.get(metric)
+        if found is None:
+            return Comparison(
+                metric,
+                None,
+                None,
+                None,
+                0.0,
+                None,
+                None,
+                Verdict.ERROR,
+                error=f"metric {metric!r} was not measured for profile {self.loaded.name}",
+                alpha=self.alpha,
+            )
+        return found
 
     def raw_counts(self, metric: str) -> dict:
         """The pooled raw records behind a metric, JSON-ready (for attachments)."""

@@ -123,8 +123,6 @@ def history(
 
 def _tolerances(profile: str, build: str) -> tuple[dict, str | None]:
     """Return the profile's tolerances for `build` as gate Tolerances, and a note when they could not be loaded."""
-    from harness.metrics import Tolerance
-
     try:
         from harness.profiles import ProfileError, load_profile
 
@@ -137,10 +135,7 @@ def _tolerances(profile: str, build: str) -> tuple[dict, str | None]:
     except ProfileError:
         # A build the profile file does not list (an old release) still gets the profile's own margins.
         eff = loaded.base
-    return {
-        name: Tolerance(absolute=t.absolute or 0.0, relative=t.relative or 0.0)
-        for name, t in (eff.tolerances or {}).items()
-    }, None
+    return eff.gate_tolerances(), None
 
 
 @app.command("compare")
