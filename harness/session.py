@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from harness.devices import open_device
 from harness.devices.base import Device
 from harness.errors import DeviceError, IdentityMismatchError
 from harness.gate import Comparison, Verdict, evaluate, overall_verdict
@@ -20,10 +21,6 @@ from harness.protocols import PROTOCOLS, MeasureContext, NotSupportedError, Prot
 from harness.store import Store
 
 DeviceFactory = Callable[..., Device]
-
-
-class HarnessUsageError(ValueError):
-    """A user-supplied option or combination cannot work; the message says how to fix it."""
 
 
 @dataclass
@@ -38,31 +35,6 @@ class _Side:
     estimates: dict[str, Estimate | Exception] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
     calls: int = 0
-
-
-def open_device(
-    loaded: LoadedProfile,
-    profile: Profile,
-    build: str,
-    seed: int,
-    *,
-    on_record: Callable[[str, dict], None] | None = None,
-    recorder: object | None = None,
-) -> Device:
-    """Construct (not yet open) the device that the profile's kind describes."""
-    if profile.kind == "aer":
-        from harness.devices.aer import AerDevice
-
-        return AerDevice(profile, build=build, seed=seed)
-    if profile.kind == "bench":
-        from harness.devices.bench import BenchDevice
-
-        return BenchDevice(profile, build, recorder=recorder, on_record=on_record)
-    if profile.kind == "replay":
-        from harness.devices.replay import ReplayDevice
-
-        return ReplayDevice(profile, build, recorder=recorder, on_record=on_record)
-    raise HarnessUsageError(f"{loaded.path}: kind {profile.kind!r} is not one of aer, bench, replay")
 
 
 class ProfileSession:
@@ -114,7 +86,6 @@ class ProfileSession:
             side.run_id = self._start_run(side)
             run_id = side.run_id
             device = self._factory(
-                self.loaded,
                 side.profile,
                 side.build,
                 self.seed,
@@ -243,7 +214,7 @@ class ProfileSession:
         side = _Side(self.baseline_build, self.loaded.effective(self.baseline_build))
         self.baseline = side
         side.run_id = self._start_run(side)
-        side.device = self._factory(self.loaded, side.profile, side.build, self.seed)
+        side.device = self._factory(side.profile, side.build, self.seed)
         side.device.open()
         self._measure(side, protocols)
         return {m: e for m, e in side.estimates.items() if isinstance(e, Estimate)}

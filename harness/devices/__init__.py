@@ -1,1 +1,41 @@
-"""Devices under test: the Aer stand-in, a lab bench, and a recorded session."""
+"""Devices under test: the Aer stand-in, a lab bench, and a recorded session, registered by profile kind."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from harness.devices.base import Device
+
+RecordCallback = Callable[[str, dict], None]
+# Profile kind -> "module:Class"; imported on first use, so a run on Aer never imports pyvisa.
+_KINDS: dict[str, str] = {
+    "aer": "harness.devices.aer:AerDevice",
+    "bench": "harness.devices.bench:BenchDevice",
+    "replay": "harness.devices.replay:ReplayDevice",
+}
+
+
+def register_device(kind: str, target: str) -> None:
+    """Register the device class ('package.module:Class') that opens profiles of `kind`."""
+    _KINDS[kind] = target
+
+
+def device_kinds() -> tuple[str, ...]:
+    """Return the registered profile kinds."""
+    return tuple(_KINDS)
+
+
+def open_device(
+    profile: Any,
+    build: str,
+    seed: int,
+    *,
+    on_record: RecordCallback | None = None,
+    recorder: object | None = None,
+) -> Device:
+    """Construct (not yet open) the device that the effective profile's kind describes."""
+    module_name, _, class_name = _KINDS[profile.kind].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_profile(profile, build, seed=seed, on_record=on_record, recorder=recorder)

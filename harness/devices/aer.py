@@ -222,6 +222,11 @@ class AerDevice(DeviceContext):
         self._circuits: dict[tuple, list[Any]] = {}
         self.rates = profile_rates(self.profile)
 
+    @classmethod
+    def from_profile(cls, profile: Any, build: str, *, seed: int, **_: Any) -> AerDevice:
+        """The Aer stand-in of an effective profile (the device registry's constructor)."""
+        return cls(profile, build=build, seed=seed)
+
     # -- lifecycle -------------------------------------------------------------------------------------------
     def open(self) -> None:
         """Build the noise model, simulator and circuits, and run one warm-up simulation (idempotent)."""

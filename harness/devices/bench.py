@@ -72,6 +72,19 @@ class BenchDevice(DeviceContext):
 
     kind = "bench"
 
+    @classmethod
+    def from_profile(
+        cls,
+        profile: Any,
+        build: str,
+        *,
+        seed: int = 0,
+        on_record: RecordCallback | None = None,
+        recorder: SessionRecorder | None = None,
+    ) -> BenchDevice:
+        """The device of an effective profile (the device registry's constructor); benches ignore the seed."""
+        return cls(profile, build, recorder=recorder, on_record=on_record)
+
     def __init__(
         self,
         profile: Any,
