@@ -17,7 +17,7 @@ from harness.profiles import (
     Instrument,
     Profile,
     ProfileError,
-    Tolerance,
+    ToleranceSpec,
     find_profile,
     format_key_path,
     list_profiles,
@@ -124,7 +124,7 @@ def test_tolerances_cover_every_reported_metric(name: str) -> None:
     for metric in ("pair_rate_hz", "ebit_rate_hz", "secret_key_rate_bps", "car"):
         assert p.tolerances[metric].relative is not None and p.tolerances[metric].absolute is None
     if name == "aer-reference":
-        assert p.tolerances["bell_fidelity"] == Tolerance(absolute=0.002)
+        assert p.tolerances["bell_fidelity"] == ToleranceSpec(absolute=0.002)
 
 
 def test_extends_inherits_and_overrides() -> None:
@@ -285,7 +285,7 @@ def test_models_forbid_extra_keys_and_check_addresses() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
         Instrument(transport="visa", resource="TCPIP0::h::1::SOCKET", port=1)
     with pytest.raises(ValueError, match="absolute"):
-        Tolerance()
+        ToleranceSpec()
 
 
 def test_json_schema_accepts_shipped_profiles_and_rejects_a_typo() -> None:
