@@ -1,7 +1,7 @@
 """Query overhead of the instrument layer against the SCPI emulator on 127.0.0.1.
 
-Run: python benchmarks/bench_instruments.py. Prints a Markdown table and returns rows
-{"figure", "ours", "peer", "ratio", "unit"}; ratio = ours / peer (lower is better; target <= 2).
+Run: python benchmarks/bench_instruments.py. Prints a Markdown table and returns rows (benchmarks.common.row);
+ratio = ours / peer (lower is better; target <= 2).
 
 - ours: one `Instrument.query("coincidences")` through pyvisa-py (TCPIP SOCKET resource, "\\n"
   terminations): template rendering, the stale-connection check, the timeout guard, reply
@@ -21,11 +21,11 @@ import statistics
 import time
 from collections.abc import Callable
 
-from benchmarks.common import format_table
-from harness.emulators import COUNTER_COMMANDS, SOURCE_COMMANDS, ThreadedEmulators
+from benchmarks.common import format_table, row
+from harness.emulators import ThreadedEmulators
 from harness.emulators.model import LinkParameters
 from harness.instruments import Instrument, InstrumentSpec
-from harness.profiles import load_profile
+from harness.profiles import Bench, load_profile
 
 PROFILE = "bench-emulated"
 N = 300
@@ -79,10 +79,8 @@ def main() -> list[dict]:
     emu = runner.set
     rows = []
     try:
-        spec = InstrumentSpec.from_block(
-            "counter", {"transport": "visa", "resource": emu.visa_resource, "commands": COUNTER_COMMANDS}
-        )
-        counter = Instrument("counter", spec, timeout_s=2.0)
+        bench = Bench.model_validate(emu.bench_block())
+        counter = Instrument("counter", InstrumentSpec.from_bench(bench, "counter"))
         counter.open()
         counter.write("set_integration", seconds=0.01)
         ours, peer = _paired_median_us(
@@ -99,10 +97,7 @@ def main() -> list[dict]:
         rows.append(_row("counter COUN:COIN? query, Instrument vs bare pyvisa-py resource.query", ours, peer))
         counter.close()
 
-        serial_spec = InstrumentSpec.from_block(
-            "source", {"transport": "serial", "url": emu.serial_url, "commands": SOURCE_COMMANDS}
-        )
-        source = Instrument("source", serial_spec, timeout_s=2.0)
+        source = Instrument("source", InstrumentSpec.from_bench(bench, "source"))
         source.open()
         port = int(str(emu.serial_url).rsplit(":", 1)[1])
         ours, peer = _paired_median_us(
@@ -118,7 +113,7 @@ def main() -> list[dict]:
 
 
 def _row(figure: str, ours: float, peer: float) -> dict:
-    return {"figure": figure, "ours": ours, "peer": peer, "ratio": ours / peer, "unit": "us/query"}
+    return row(figure, ours, peer, ours / peer, "us/query")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
 
-from harness.devices.base import Device
+from harness.devices.base import Device, RecordCallback
+from harness.profiles import Profile
 
-RecordCallback = Callable[[str, dict], None]
 # Profile kind -> "module:Class"; imported on first use, so a run on Aer never imports pyvisa.
 _KINDS: dict[str, str] = {
     "aer": "harness.devices.aer:AerDevice",
@@ -28,7 +26,7 @@ def device_kinds() -> tuple[str, ...]:
 
 
 def open_device(
-    profile: Any,
+    profile: Profile,
     build: str,
     seed: int,
     *,

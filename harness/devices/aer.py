@@ -45,19 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.devices.base import DeviceContext
+from harness.devices.base import DeviceContext, check_duration, check_inputs, require_profile
 from harness.errors import DeviceError
 from harness.physics.link import profile_link_kraus, profile_rates, sample_singles
-from harness.records import (
-    BASES,
-    BELL_SETTINGS,
-    INPUTS_4,
-    INPUTS_6,
-    CoincidenceCounts,
-    Identity,
-    ProcessCounts,
-    TomographyCounts,
-)
+from harness.profiles import AerOptions, Profile
+from harness.records import BASES, BELL_SETTINGS, INPUTS_4, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 from harness.streams import stream
 
 SOURCE_LABEL = "qh_source"
@@ -89,7 +81,7 @@ class AerConfigError(DeviceError):
     """The profile's `aer` block cannot be used (bad noise-model import path, unknown method, ...)."""
 
 
-def build_noise_model(profile: Any) -> Any:
+def build_noise_model(profile: Profile) -> Any:
     """Return the built-in Aer NoiseModel of a profile (errors on the labelled instructions of this module)."""
     from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, kraus_error
 
@@ -104,12 +96,6 @@ def build_noise_model(profile: Any) -> Any:
     for qubit, err in ((QUBIT_A, det.readout_error_a), (QUBIT_B, det.readout_error_b)):
         nm.add_readout_error(ReadoutError([[1.0 - err, err], [err, 1.0 - err]]), [qubit])
     return nm
-
-
-def _resolve_profile(profile: Any, build: str) -> Any:
-    """The effective Profile: a LoadedProfile is resolved for `build`, a Profile is used as is."""
-    effective = getattr(profile, "effective", None)
-    return effective(build) if callable(effective) else profile
 
 
 def _load_noise_model_function(spec: str, profile_name: str) -> Callable[[Any, str], Any]:
@@ -127,6 +113,23 @@ def _load_noise_model_function(spec: str, profile_name: str) -> Callable[[Any, s
     if not callable(func):
         raise AerConfigError(f"{where}: module {module_name!r} has no function {func_name!r}; fix the name")
     return func
+
+
+def _user_noise_model(spec: str, profile: Profile, build: str) -> Any:
+    """The NoiseModel that the profile's aer.noise_model function returns for `build`."""
+    from qiskit_aer.noise import NoiseModel
+
+    func = _load_noise_model_function(spec, profile.name)
+    try:
+        nm = func(profile, build)
+    except Exception as exc:
+        raise AerConfigError(f"profile {profile.name!r}: aer.noise_model {spec!r} raised {exc!r}") from None
+    if not isinstance(nm, NoiseModel):
+        raise AerConfigError(
+            f"profile {profile.name!r}: aer.noise_model {spec!r} returned {type(nm).__name__}, "
+            "expected a qiskit_aer.noise.NoiseModel"
+        )
+    return nm
 
 
 def _confusions_from_noise_model(nm: Any) -> list[np.ndarray] | None:
@@ -205,14 +208,15 @@ def link_circuit(state: str, basis: str, *, measure: bool) -> Any:
 class AerDevice(DeviceContext):
     """A simulated quantum link whose counts come from Qiskit Aer with the profile's noise model."""
 
-    def __init__(self, profile: Any, build: str, seed: int) -> None:
+    def __init__(self, profile: Profile, build: str, seed: int) -> None:
+        self.profile = require_profile(profile, type(self).__name__)
         self.build = str(build)
         self.seed = int(seed)
-        self.profile = _resolve_profile(profile, self.build)
-        self.name = str(self.profile.name)
-        kind = getattr(self.profile, "kind", "aer")
-        if kind != "aer":
-            raise AerConfigError(f"profile {self.name!r} is kind {kind!r}; the Aer device needs a kind aer profile")
+        self.name = profile.name
+        if profile.kind != "aer":
+            raise AerConfigError(
+                f"profile {self.name!r} is kind {profile.kind!r}; the Aer device needs a kind aer profile"
+            )
         self._calls: dict[str, int] = {}
         self._open = False
         self._sim: Any = None
@@ -223,7 +227,7 @@ class AerDevice(DeviceContext):
         self.rates = profile_rates(self.profile)
 
     @classmethod
-    def from_profile(cls, profile: Any, build: str, *, seed: int, **_: Any) -> AerDevice:
+    def from_profile(cls, profile: Profile, build: str, *, seed: int, **_: Any) -> AerDevice:
         """The Aer stand-in of an effective profile (the device registry's constructor)."""
         return cls(profile, build=build, seed=seed)
 
@@ -234,29 +238,14 @@ class AerDevice(DeviceContext):
             return
         from qiskit_aer import AerSimulator
 
-        aer = getattr(self.profile, "aer", None)
-        spec = getattr(aer, "noise_model", None)
-        method = getattr(aer, "method", None) or EXACT_METHOD
+        aer = self.profile.aer or AerOptions()
+        spec, method = aer.noise_model, aer.method or EXACT_METHOD
         if method not in SUPPORTED_METHODS:
             raise AerConfigError(
                 f"profile {self.name!r}: aer.method {method!r} is not supported; use one of "
                 f"{', '.join(SUPPORTED_METHODS)} (or leave it null for {EXACT_METHOD})"
             )
-        if spec:
-            func = _load_noise_model_function(str(spec), self.name)
-            try:
-                nm = func(self.profile, self.build)
-            except Exception as exc:
-                raise AerConfigError(f"profile {self.name!r}: aer.noise_model {spec!r} raised {exc!r}") from None
-            from qiskit_aer.noise import NoiseModel
-
-            if not isinstance(nm, NoiseModel):
-                raise AerConfigError(
-                    f"profile {self.name!r}: aer.noise_model {spec!r} returned {type(nm).__name__}, "
-                    "expected a qiskit_aer.noise.NoiseModel"
-                )
-        else:
-            nm = build_noise_model(self.profile)
+        nm = _user_noise_model(spec, self.profile, self.build) if spec else build_noise_model(self.profile)
         self._noise_model = nm
         self._confusion = _confusions_from_noise_model(nm)
         self._exact = method == EXACT_METHOD and self._confusion is not None
@@ -294,7 +283,7 @@ class AerDevice(DeviceContext):
     def link_tomography(self, duration_s: float, inputs: tuple = INPUTS_4) -> ProcessCounts:
         """Counts of link process tomography: inputs x (X, Y, Z) x (+, -), each setting over `duration_s`."""
         duration_s = self._check_duration(duration_s)
-        inputs = self._check_inputs(inputs)
+        inputs = check_inputs(inputs)
         rng = self._next_rng("link_tomography")
         n_set = len(inputs) * len(BASES)
         shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n_set).astype(np.int64)
@@ -322,30 +311,22 @@ class AerDevice(DeviceContext):
     def link_probabilities(self, inputs: tuple = INPUTS_4) -> np.ndarray:
         """Return the exact outcome probabilities of link tomography, shape (len(inputs), 3, 2), readout included."""
         self._require_exact("link_probabilities")
-        inputs = self._check_inputs(inputs)
+        inputs = check_inputs(inputs)
         return self._exact_probabilities(self._link_circuits(inputs), 1).reshape(len(inputs), len(BASES), 2)
 
     # -- internals -------------------------------------------------------------------------------------------
     def _check_duration(self, duration_s: float) -> float:
+        self._require_open()
+        return check_duration(duration_s)
+
+    def _require_open(self) -> None:
         if not self._open:
             raise DeviceError(f"Aer device {self.name!r} build {self.build!r} is not open; call open() first")
-        d = float(duration_s)
-        if not np.isfinite(d) or d <= 0:
-            raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
-        return d
 
     def _require_exact(self, what: str) -> None:
-        if not self._open:
-            raise DeviceError(f"Aer device {self.name!r} build {self.build!r} is not open; call open() first")
+        self._require_open()
         if not self._exact:
             raise DeviceError(f"{what} needs the exact {EXACT_METHOD!r} method; this device samples shots")
-
-    @staticmethod
-    def _check_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
-        inputs = tuple(inputs)
-        if not inputs or any(s not in _INPUT_PREPARATION for s in inputs):
-            raise ValueError(f"link tomography inputs must be drawn from {INPUTS_6}, got {inputs!r}")
-        return inputs
 
     def _next_rng(self, protocol: str) -> np.random.Generator:
         index = self._calls.get(protocol, 0)

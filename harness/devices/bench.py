@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.devices.base import DeviceContext
-from harness.errors import DeviceError, IdentityMismatchError
+from harness.devices.base import DeviceContext, RecordCallback, check_duration, check_inputs, require_profile
+from harness.errors import DeviceError
 from harness.instruments import (
     DEFAULT_VALIDATORS,
     Instrument,
@@ -32,24 +32,15 @@ from harness.instruments import (
     Transport,
     parse_scpi_error,
 )
-from harness.records import (
-    BASES,
-    BELL_SETTINGS,
-    INPUTS_4,
-    INPUTS_6,
-    CoincidenceCounts,
-    Identity,
-    ProcessCounts,
-    TomographyCounts,
-)
+from harness.instruments.instrument import Validator
+from harness.profiles import Profile
+from harness.records import BASES, BELL_SETTINGS, INPUTS_4, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 
 ROLES = ("source", "counter", "analyzers")
 # IEEE 488.2 "operation complete?" query; a profile may name another one as analyzers.commands.sync.
 DEFAULT_SYNC = "*OPC?"
 # Total integration above which a progress bar is worth showing on a terminal.
 PROGRESS_MIN_S = 2.0
-
-RecordCallback = Callable[[str, dict], None]
 
 
 class DecoderNotSupportedError(NotSupportedError):
@@ -62,11 +53,6 @@ def decoder_bit(reply: str) -> None:
         raise InstrumentProtocolError(f"expected a decoder answer 0 or 1, got {reply!r}", reply)
 
 
-def _resolve(profile: Any, build: str) -> Any:
-    """An effective Profile from a Profile or a LoadedProfile."""
-    return profile.effective(build) if hasattr(profile, "effective") else profile
-
-
 class BenchDevice(DeviceContext):
     """The Device protocol over real instruments (or emulators) described by a profile's `bench` block."""
 
@@ -75,7 +61,7 @@ class BenchDevice(DeviceContext):
     @classmethod
     def from_profile(
         cls,
-        profile: Any,
+        profile: Profile,
         build: str,
         *,
         seed: int = 0,
@@ -87,67 +73,49 @@ class BenchDevice(DeviceContext):
 
     def __init__(
         self,
-        profile: Any,
+        profile: Profile,
         build: str,
         *,
         recorder: SessionRecorder | None = None,
         on_record: RecordCallback | None = None,
         transports: Mapping[str, Transport] | None = None,
     ) -> None:
+        self.profile = require_profile(profile, type(self).__name__)
         self.build = str(build)
-        self.profile = _resolve(profile, self.build)
-        self.name = str(getattr(self.profile, "name", "bench"))
-        bench = getattr(self.profile, "bench", None)
-        if bench is None:
+        self.name = profile.name
+        if profile.bench is None:
             raise InstrumentConfigError(
                 f"profile {self.name!r} has no 'bench' block; a bench device needs source, counter and analyzers"
             )
-        self.bench = bench
+        self.bench = profile.bench
         self.recorder = recorder
         self.on_record = on_record
-        self.instruments: dict[str, Instrument] = {}
         transports = dict(transports or {})
-        for role in ROLES:
-            block = getattr(bench, role, None)
-            if block is None:
-                raise InstrumentConfigError(f"profile {self.name!r}: bench.{role} is missing")
-            self.instruments[role] = Instrument(
-                role,
-                InstrumentSpec.from_block(role, block),
-                timeout_s=float(bench.timeout_s),
-                retries=int(bench.retries),
-                backoff_s=self._backoff(float(bench.backoff_s)),
-                recorder=recorder,
-                transport=transports.get(role),
-                sleep=self._sleep,
-            )
+        self.instruments = {role: self._instrument(role, transports.get(role)) for role in ROLES}
         # The decoder is optional and opened on its first decode, so a bench whose decoder is down still measures.
         self.decoder: Instrument | None = None
-        block = getattr(bench, "decoder", None)
-        if block is not None:
-            self.decoder = Instrument(
-                "decoder",
-                InstrumentSpec.from_block("decoder", block),
-                timeout_s=float(bench.timeout_s),
-                retries=int(bench.retries),
-                backoff_s=self._backoff(float(bench.backoff_s)),
-                recorder=recorder,
-                transport=transports.get("decoder"),
-                validators={**DEFAULT_VALIDATORS, "decode": decoder_bit},
-                sleep=self._sleep,
-            )
+        if self.bench.decoder is not None:
+            validators = {**DEFAULT_VALIDATORS, "decode": decoder_bit}
+            self.decoder = self._instrument("decoder", transports.get("decoder"), validators)
         self.setting_redos = 0
         self._open = False
-        self._identity: Identity | None = None
 
-    # Hooks a replay overrides: no waiting between retries of a recorded session.
+    def _instrument(
+        self, role: str, transport: Transport | None, validators: Mapping[str, Validator] | None = None
+    ) -> Instrument:
+        return Instrument(
+            role,
+            InstrumentSpec.from_bench(self.bench, role),
+            recorder=self.recorder,
+            transport=transport,
+            validators=validators,
+            sleep=self._sleep,
+        )
+
+    # A replay overrides this hook: no waiting between retries of a recorded session.
     @staticmethod
     def _sleep(seconds: float) -> None:
         time.sleep(seconds)
-
-    @staticmethod
-    def _backoff(backoff_s: float) -> float:
-        return backoff_s
 
     @property
     def source(self) -> Instrument:
@@ -211,21 +179,7 @@ class BenchDevice(DeviceContext):
         idn = self.source.query("identify")
         build = self.source.query("firmware_build").strip()
         counter_idn = self.counter.query_raw("*IDN?")
-        self._identity = Identity(
-            kind=self.kind, profile=self.name, build=build, detail=f"{idn}; counter {counter_idn}"
-        )
-        return self._identity
-
-    def check_build(self, expected: str | None = None) -> Identity:
-        """Identify and raise IdentityMismatchError unless the source reports `expected` (default: the build)."""
-        expected = self.build if expected is None else str(expected)
-        ident = self.identify()
-        if ident.build != expected:
-            raise IdentityMismatchError(
-                f"profile {self.name!r}: the source reports firmware build {ident.build!r} (FW?) but build "
-                f"{expected!r} is under test; flash {expected!r} or test --firmware-build {ident.build!r}"
-            )
-        return ident
+        return Identity(kind=self.kind, profile=self.name, build=build, detail=f"{idn}; counter {counter_idn}")
 
     # ---- measurements -----------------------------------------------------------------------------------------
 
@@ -280,7 +234,7 @@ class BenchDevice(DeviceContext):
 
     def bell_tomography(self, duration_s: float) -> TomographyCounts:
         """Counts of the 9 Pauli settings (BELL_SETTINGS order, outcomes ++,+-,-+,--), each over `duration_s` s."""
-        duration_s = _check_duration(duration_s)
+        duration_s = check_duration(duration_s)
         self._require_open()
         counts = np.zeros((len(BELL_SETTINGS), 4), dtype=np.int64)
         with _progress(len(BELL_SETTINGS), duration_s, "Bell tomography") as advance:
@@ -306,16 +260,13 @@ class BenchDevice(DeviceContext):
         Needs `prepare_state` in bench.analyzers.commands; the four counts of each setting carry
         B's outcome in the second sign (B '+' = ++ + -+, B '-' = +- + --).
         """
-        duration_s = _check_duration(duration_s)
+        duration_s = check_duration(duration_s)
         if not self.analyzers.has("prepare_state"):
             raise NotSupportedError(
                 f"profile {self.name!r}: link tomography needs a 'prepare_state' command in bench.analyzers.commands "
                 '(e.g. prepare_state: "PREP {state}"); this bench cannot prepare input states'
             )
-        inputs = tuple(inputs)
-        bad = [s for s in inputs if s not in INPUTS_6]
-        if bad:
-            raise ValueError(f"link tomography inputs {bad} are not among {INPUTS_6}")
+        inputs = check_inputs(inputs)
         self._require_open()
         counts = np.zeros((len(inputs), len(BASES), 2), dtype=np.int64)
         total = len(inputs) * len(BASES)
@@ -350,9 +301,9 @@ class BenchDevice(DeviceContext):
 
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
         """Singles of both arms and coincidences (sum of the four outcomes) over one integration of `duration_s` s."""
-        duration_s = _check_duration(duration_s)
+        duration_s = check_duration(duration_s)
         self._require_open()
-        detectors = getattr(self.profile, "detectors", None)
+        detectors = self.profile.detectors
         if detectors is None:
             raise InstrumentConfigError(
                 f"profile {self.name!r}: coincidences need detectors.coincidence_window_s; add a 'detectors' block"
@@ -426,13 +377,6 @@ class BenchDevice(DeviceContext):
 def _seconds(duration_s: float) -> str:
     """Integration time as SCPI text without float noise."""
     return f"{duration_s:.9g}"
-
-
-def _check_duration(duration_s: float) -> float:
-    d = float(duration_s)
-    if not d > 0 or not np.isfinite(d):
-        raise ValueError(f"integration time must be a positive number of seconds, got {duration_s!r}")
-    return d
 
 
 @contextlib.contextmanager

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
-from harness.devices.bench import ROLES, BenchDevice, RecordCallback
+from harness.devices.base import RecordCallback, require_profile
+from harness.devices.bench import ROLES, BenchDevice
 from harness.errors import DeviceError
 from harness.instruments import InstrumentConfigError, InstrumentDisconnected, InstrumentTimeout, SessionRecorder
+from harness.profiles import Profile
 
 # Faults that happened inside the transport and so must be raised again; others come from validating the reply.
 _TRANSPORT_FAULTS = {"InstrumentTimeout": InstrumentTimeout, "InstrumentDisconnected": InstrumentDisconnected}
@@ -51,11 +52,6 @@ class Cassette:
             self.entries.append((lineno, entry))
         self.pos = 0
         self._lock = threading.Lock()
-
-    @property
-    def remaining(self) -> int:
-        """Exchanges not yet replayed."""
-        return len(self.entries) - self.pos
 
     def take(self, instrument: str, command: str) -> dict:
         """The next entry, which must be `command` on `instrument`; raise ReplayMismatchError otherwise."""
@@ -118,24 +114,23 @@ class ReplayDevice(BenchDevice):
 
     def __init__(
         self,
-        profile: Any,
+        profile: Profile,
         build: str,
         *,
         cassette: str | Path | None = None,
         recorder: SessionRecorder | None = None,
         on_record: RecordCallback | None = None,
     ) -> None:
-        effective = profile.effective(str(build)) if hasattr(profile, "effective") else profile
+        require_profile(profile, type(self).__name__)
         if cassette is None:
-            replay = getattr(effective, "replay", None)
-            if replay is None:
+            if profile.replay is None:
                 raise InstrumentConfigError(
-                    f"profile {getattr(effective, 'name', '?')!r} has no 'replay' block; add replay: {{cassette: PATH}}"
+                    f"profile {profile.name!r} has no 'replay' block; add replay: {{cassette: PATH}}"
                 )
-            cassette = replay.cassette
+            cassette = profile.replay.cassette
         self.cassette = Cassette(cassette)
         super().__init__(
-            effective,
+            profile,
             build,
             recorder=recorder,
             on_record=on_record,

@@ -52,7 +52,6 @@ class EmulatedDecoder:
                 raise DecoderRequestError(f"faulty decoder entry names unknown code {code!r}")
             parse_syndrome(syndrome, self.memories[code].num_detectors)
             self.faulty.add((code, syndrome))
-        self.decodes = 0
 
     @classmethod
     def from_params(cls, params: Any, build: str, faulty: Iterable[tuple[str, str]] | None = None) -> EmulatedDecoder:
@@ -78,7 +77,6 @@ class EmulatedDecoder:
             dets = parse_syndrome(syndrome, n)
             bit = int(self.memories[code].matching.decode(dets)[0])
             entries[syndrome] = bit
-        self.decodes += 1
         return bit ^ ((code, syndrome) in self.faulty)
 
     def decode_many(self, code: str, dets: np.ndarray) -> np.ndarray:

@@ -142,8 +142,3 @@ class FaultPlan:
     def garbage(self) -> str:
         """A reply no validator accepts: control bytes around random hex."""
         return "\x15#" + self._rng.bytes(4).hex() + "\x7f"
-
-    @property
-    def total_injected(self) -> int:
-        """Number of faults injected so far, all kinds."""
-        return sum(self.injected.values())

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from harness.physics.channels import PAULIS
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, rates
+from harness.profiles import Profile
 from harness.records import BASES, INPUT_BLOCH
 
 _SIGMA = dict(zip("XYZ", PAULIS[1:], strict=True))
 # Bloch vectors of the states PREP accepts: the process-tomography inputs of the analysis core.
 PREP_STATES: dict[str, np.ndarray] = {name: np.array(r) for name, r in INPUT_BLOCH.items()}
-
-
-_QEC_KEYS = ("gate_error_1q", "gate_error_2q", "measurement_error", "idle_error")
 
 
 def _projectors(basis: str) -> tuple[np.ndarray, np.ndarray]:
@@ -41,38 +39,19 @@ class LinkParameters:
     coincidence_window_s: float
     readout_error_a: float
     readout_error_b: float
-    # QEC noise of the firmware decoder's codes (profile qec block; defaults equal harness.profiles.Qec's).
-    gate_error_1q: float = 1.0e-4
-    gate_error_2q: float = 1.0e-3
-    measurement_error: float = 1.0e-3
-    idle_error: float = 1.0e-4
+    # QEC noise of the firmware decoder's codes (the profile's qec block).
+    gate_error_1q: float
+    gate_error_2q: float
+    measurement_error: float
+    idle_error: float
 
     @classmethod
-    def from_profile(cls, profile: Any) -> LinkParameters:
-        """Read the source, link, detectors (and, if present, qec) blocks of an effective Profile."""
-        src, link, det = profile.source, profile.link, profile.detectors
-        qec = getattr(profile, "qec", None)
-        qec_errors = {
-            key: float(getattr(qec, key))
-            for key in _QEC_KEYS
-            if qec is not None and getattr(qec, key, None) is not None
-        }
-        return cls(
-            pair_rate_hz=float(src.pair_rate_hz),
-            visibility=float(src.visibility),
-            loss_db=float(link.loss_db),
-            depolarizing=float(link.depolarizing),
-            dephasing=float(link.dephasing),
-            amplitude_damping=float(link.amplitude_damping),
-            efficiency_a=float(det.efficiency_a),
-            efficiency_b=float(det.efficiency_b),
-            dark_count_hz_a=float(det.dark_count_hz_a),
-            dark_count_hz_b=float(det.dark_count_hz_b),
-            coincidence_window_s=float(det.coincidence_window_s),
-            readout_error_a=float(det.readout_error_a),
-            readout_error_b=float(det.readout_error_b),
-            **qec_errors,
-        )
+    def from_profile(cls, profile: Profile) -> LinkParameters:
+        """Flatten the validated source, link, detectors and qec blocks of an effective Profile."""
+        values: dict[str, Any] = {}
+        for block in (profile.source, profile.link, profile.detectors, profile.qec):
+            values.update(block.model_dump())
+        return cls(**{f.name: float(values[f.name]) for f in fields(cls)})
 
 
 class LinkModel:
@@ -129,7 +108,3 @@ class LinkModel:
         out = np.einsum("ij,iajb->ab", rho_in, choi.reshape(2, 2, 2, 2))
         plus, minus = _projectors(basis_b)
         return np.clip(np.real([np.trace(plus @ out), np.trace(minus @ out)]), 0.0, None)
-
-    def expected_coincidence_hz(self, source_on: bool = True) -> float:
-        """Mean rate of all coincidences (true plus accidental), Hz."""
-        return self.link_rates(source_on).coincidence_hz

@@ -14,6 +14,7 @@ from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import Fault, FaultPlan
 from harness.emulators.model import LinkModel, LinkParameters
 from harness.emulators.servers import FirmwareEmulator, FirmwarePort, ScpiEmulator, SourceState
+from harness.profiles import Profile
 
 SOURCE_COMMANDS = {"identify": "*IDN?", "firmware_build": "FW?", "enable": "PAIR:ON", "disable": "PAIR:OFF"}
 COUNTER_COMMANDS = {
@@ -115,54 +116,40 @@ class EmulatorSet:
                 total[k] = total.get(k, 0) + v
         return total
 
-    def bench_block(self, *, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.05) -> dict:
-        """The `bench:` block of a profile pointing at the live emulators (with a decoder when one is served)."""
-        block: dict[str, Any] = {
-            "timeout_s": timeout_s,
-            "retries": retries,
-            "backoff_s": backoff_s,
-            "source": {
-                "transport": "serial",
-                "url": self.serial_url,
-                "baudrate": 115200,
-                "commands": dict(SOURCE_COMMANDS),
-            },
-            "counter": {"transport": "visa", "resource": self.visa_resource, "commands": dict(COUNTER_COMMANDS)},
-            "analyzers": {"transport": "visa", "resource": self.visa_resource, "commands": dict(ANALYZER_COMMANDS)},
-        }
+    def bench_block(
+        self, *, timeout_s: float | None = None, retries: int | None = None, backoff_s: float | None = None
+    ) -> dict:
+        """The `bench:` block of a profile pointing at the live emulators (with a decoder when one is served).
+
+        A timing left None is left out, so the profile's default applies.
+        """
+        timing = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
+        block: dict[str, Any] = {key: value for key, value in timing.items() if value is not None}
+        block["source"] = {"transport": "serial", "url": self.serial_url, "commands": dict(SOURCE_COMMANDS)}
+        for role, commands in (("counter", COUNTER_COMMANDS), ("analyzers", ANALYZER_COMMANDS)):
+            block[role] = {"transport": "visa", "resource": self.visa_resource, "commands": dict(commands)}
         if self.decoder_url is not None:
-            block["decoder"] = {
-                "transport": "serial",
-                "url": self.decoder_url,
-                "baudrate": 115200,
-                "commands": dict(DECODER_COMMANDS),
-            }
+            block["decoder"] = {"transport": "serial", "url": self.decoder_url, "commands": dict(DECODER_COMMANDS)}
         return block
 
-    def profile_dict(self, profile: Any, name: str, **bench_kw: Any) -> dict:
-        """A kind-bench profile: the physics of `profile` (an effective Profile) and a bench block at the live ports."""
+    def profile_dict(self, profile: Profile, name: str, **bench_kw: Any) -> dict:
+        """A kind-bench profile: the physics of the effective `profile` and a bench block at the live ports."""
         data: dict[str, Any] = {
             "name": name,
             "description": f"live emulated bench (build {self.build}) started by qharness emulate",
             "kind": "bench",
-            "firmware": {
-                "build": self.build,
-                "baseline": getattr(getattr(profile, "firmware", None), "baseline", None),
-            },
+            "firmware": {"build": self.build, "baseline": profile.firmware.baseline},
         }
         for block in (*PHYSICS_BLOCKS, *CARRIED_BLOCKS):
-            value = getattr(profile, block, None)
-            if value is not None:
-                data[block] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        if isinstance(data.get("tolerances"), dict):
-            data["tolerances"] = {
-                k: (v.model_dump(mode="json", exclude_none=True) if hasattr(v, "model_dump") else v)
-                for k, v in getattr(profile, "tolerances", {}).items()
-            }
+            value = getattr(profile, block)
+            if block == "tolerances":
+                data[block] = {k: v.model_dump(mode="json", exclude_none=True) for k, v in value.items()}
+            elif value is not None:
+                data[block] = value.model_dump(mode="json")
         data["bench"] = self.bench_block(**bench_kw)
         return data
 
-    def write_profile(self, path: str | Path, profile: Any, name: str, **bench_kw: Any) -> Path:
+    def write_profile(self, path: str | Path, profile: Profile, name: str, **bench_kw: Any) -> Path:
         """Write `profile_dict(...)` as YAML to `path` and return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,11 +174,6 @@ class ThreadedEmulators:
         asyncio.run_coroutine_threadsafe(self.set.start(), self._loop).result(10)
         return self
 
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run `fn(*args)` on the emulator loop (thread-safe access to emulator state)."""
-        fut: asyncio.Future = asyncio.run_coroutine_threadsafe(_call(fn, *args), self._loop)
-        return fut.result(10)
-
     def stop(self) -> None:
         """Stop the emulators and the loop."""
         if self._loop.is_running():
@@ -207,7 +189,3 @@ class ThreadedEmulators:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-async def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)

@@ -41,7 +41,6 @@ class LineServer:
 
     def __init__(self, faults: FaultPlan | None = None) -> None:
         self.faults = faults if faults is not None else FaultPlan()
-        self.commands_seen = 0
         self.port: int | None = None
         self.pty_path: str | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -64,7 +63,6 @@ class LineServer:
 
     async def _process(self, line: str) -> str | None:
         """Run one command through faults and the handler; return the bytes to send, or 'CLOSE' / None."""
-        self.commands_seen += 1
         action = self.faults.decide(self.is_query(line))
         if action == "disconnect":
             return "\0CLOSE"

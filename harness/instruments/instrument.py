@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.instruments.errors import (
     RETRYABLE,
@@ -21,72 +21,48 @@ from harness.instruments.errors import (
 from harness.instruments.recorder import SessionRecorder
 from harness.instruments.transports import SerialTransport, Transport, VisaTransport
 
+if TYPE_CHECKING:
+    from harness.profiles import Bench
+    from harness.profiles import Instrument as InstrumentBlock
+
 Validator = Callable[[str], None]
-
-
-def _get(block: Any, key: str, default: Any = None) -> Any:
-    """Read `key` from a pydantic model, a dataclass or a mapping."""
-    if isinstance(block, Mapping):
-        return block.get(key, default)
-    return getattr(block, key, default)
 
 
 @dataclass(frozen=True)
 class InstrumentSpec:
-    """The instrument block of a bench profile, normalised."""
+    """One bench instrument: its validated profile block and the timeout, retries and backoff that apply to it."""
 
-    transport: str
-    commands: dict[str, str]
-    url: str | None = None
-    resource: str | None = None
-    baudrate: int = 115200
-    backend: str = "@py"
-    read_termination: str = "\n"
-    write_termination: str = "\n"
-    timeout_s: float | None = None
-    retries: int | None = None
+    block: InstrumentBlock
+    timeout_s: float
+    retries: int
+    backoff_s: float
 
     @classmethod
-    def from_block(cls, name: str, block: Any) -> InstrumentSpec:
-        """Build from a profile's instrument block (model or mapping); raise InstrumentConfigError naming the key."""
-        transport = _get(block, "transport")
-        if transport not in ("serial", "visa"):
-            raise InstrumentConfigError(f"bench.{name}.transport must be 'serial' or 'visa', got {transport!r}")
-        url, resource = _get(block, "url"), _get(block, "resource")
-        if transport == "serial" and not url:
-            raise InstrumentConfigError(f"bench.{name}.url is required for a serial instrument (e.g. '/dev/ttyUSB0')")
-        if transport == "visa" and not resource:
-            raise InstrumentConfigError(
-                f"bench.{name}.resource is required for a visa instrument (e.g. 'TCPIP0::192.0.2.10::5025::SOCKET')"
-            )
-        commands = dict(_get(block, "commands") or {})
+    def from_bench(cls, bench: Bench, role: str) -> InstrumentSpec:
+        """Return the spec of `bench.<role>`; the instrument's own timeout_s and retries override the bench's."""
+        block: InstrumentBlock = getattr(bench, role)
         return cls(
-            transport=transport,
-            commands={str(k): str(v) for k, v in commands.items()},
-            url=url,
-            resource=resource,
-            baudrate=int(_get(block, "baudrate", None) or 115200),
-            backend=_get(block, "backend", None) or "@py",
-            read_termination=_get(block, "read_termination", None) or "\n",
-            write_termination=_get(block, "write_termination", None) or "\n",
-            timeout_s=_get(block, "timeout_s"),
-            retries=_get(block, "retries"),
+            block,
+            timeout_s=bench.timeout_s if block.timeout_s is None else block.timeout_s,
+            retries=bench.retries if block.retries is None else block.retries,
+            backoff_s=bench.backoff_s,
         )
 
     def make_transport(self) -> Transport:
-        """A fresh transport for this spec."""
-        if self.transport == "serial":
+        """Return a fresh transport for this instrument."""
+        b = self.block
+        if b.transport == "serial":
             return SerialTransport(
-                str(self.url),
-                baudrate=self.baudrate,
-                read_termination=self.read_termination,
-                write_termination=self.write_termination,
+                str(b.url),
+                baudrate=b.baudrate,
+                read_termination=b.read_termination,
+                write_termination=b.write_termination,
             )
         return VisaTransport(
-            str(self.resource),
-            backend=self.backend,
-            read_termination=self.read_termination,
-            write_termination=self.write_termination,
+            str(b.resource),
+            backend=b.backend,
+            read_termination=b.read_termination,
+            write_termination=b.write_termination,
         )
 
 
@@ -175,9 +151,6 @@ class Instrument:
         name: str,
         spec: InstrumentSpec,
         *,
-        timeout_s: float = 2.0,
-        retries: int = 3,
-        backoff_s: float = 0.05,
         recorder: SessionRecorder | None = None,
         transport: Transport | None = None,
         validators: Mapping[str, Validator] | None = None,
@@ -185,14 +158,9 @@ class Instrument:
     ) -> None:
         self.name = name
         self.spec = spec
-        self.timeout_s = float(spec.timeout_s if spec.timeout_s is not None else timeout_s)
-        self.retries = int(spec.retries if spec.retries is not None else retries)
-        if self.timeout_s <= 0 or self.retries < 0 or backoff_s < 0:
-            raise InstrumentConfigError(
-                f"bench.{name}: timeout_s must be > 0, retries >= 0 and backoff_s >= 0 "
-                f"(got {self.timeout_s}, {self.retries}, {backoff_s})"
-            )
-        self.backoff_s = float(backoff_s)
+        self.timeout_s = float(spec.timeout_s)
+        self.retries = int(spec.retries)
+        self.backoff_s = float(spec.backoff_s)
         self.recorder = recorder
         self.transport = transport if transport is not None else spec.make_transport()
         self.validators = dict(DEFAULT_VALIDATORS if validators is None else validators)
@@ -231,13 +199,13 @@ class Instrument:
 
     def has(self, command_name: str) -> bool:
         """Whether the profile defines a template for `command_name`."""
-        return command_name in self.spec.commands
+        return command_name in self.spec.block.commands
 
     def render(self, command_name: str, **fields: Any) -> str:
         """The command line of `command_name` with `fields` substituted."""
-        template = self.spec.commands.get(command_name)
+        template = self.spec.block.commands.get(command_name)
         if template is None:
-            known = ", ".join(sorted(self.spec.commands)) or "none"
+            known = ", ".join(sorted(self.spec.block.commands)) or "none"
             raise InstrumentConfigError(
                 f"{self.name}: no command {command_name!r} in bench.{self.name}.commands (known: {known}); "
                 "add it to the profile"

@@ -77,9 +77,7 @@ def _resource_manager(backend: str):
 class VisaTransport:
     """A VISA resource (TCPIP SOCKET, INSTR, USB, GPIB...) through pyvisa."""
 
-    def __init__(
-        self, resource: str, *, backend: str = "@py", read_termination: str = "\n", write_termination: str = "\n"
-    ) -> None:
+    def __init__(self, resource: str, *, backend: str, read_termination: str, write_termination: str) -> None:
         self.resource = resource
         self.backend = backend
         self.read_termination = read_termination
@@ -200,9 +198,7 @@ class VisaTransport:
 class SerialTransport:
     """A serial line through pyserial: a device path or any URL (socket://, rfc2217://, loop://)."""
 
-    def __init__(
-        self, url: str, *, baudrate: int = 115200, read_termination: str = "\n", write_termination: str = "\n"
-    ) -> None:
+    def __init__(self, url: str, *, baudrate: int, read_termination: str, write_termination: str) -> None:
         self.url = url
         self.baudrate = baudrate
         self.read_termination = read_termination.encode()

@@ -13,8 +13,10 @@ from harness.devices.bench import BenchDevice
 from harness.errors import IdentityMismatchError
 from harness.instruments import InstrumentProtocolError, NotSupportedError
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, profile_rates
-from harness.profiles import Profile
+from harness.profiles import Profile, load_profile
 from harness.records import BELL_SETTINGS, INPUTS_6
+from harness.session import ProfileSession
+from harness.store import Store
 from tests.bench.conftest import live_profile
 
 Z_SIGMA = 4.0
@@ -113,17 +115,23 @@ def test_link_tomography_without_prepare_state_is_not_supported(emulators, refer
     assert emu.scpi.integrations == 0
 
 
-def test_wrong_build_is_detected_before_any_measurement(emulators, reference_profile):
+def test_wrong_build_is_detected_before_any_measurement(emulators, reference_profile, tmp_path):
     emu = emulators(faults=["wrong-build:2.3.0"])
     dev = BenchDevice(live_profile(reference_profile, emu), "2.4.0")
     with dev:
         ident = dev.identify()
         assert (ident.kind, ident.profile, ident.build) == ("bench", "bench-live", "2.3.0")
-        with pytest.raises(
-            IdentityMismatchError, match=r"reports firmware build '2\.3\.0' .* build '2\.4\.0' is under"
-        ):
-            dev.check_build()
-        assert dev.check_build("2.3.0").build == "2.3.0"
+    # The session that opens the device checks the reported build against the one under test.
+    path = emu.write_profile(tmp_path / "bench-live.yaml", reference_profile, "bench-live")
+    with Store(tmp_path / "runs.db") as store:
+        session = ProfileSession(load_profile(path), store, build="2.4.0")
+        try:
+            with pytest.raises(
+                IdentityMismatchError, match=r"reports firmware build '2\.3\.0' .* build under test is '2\.4\.0'"
+            ):
+                session.open_candidate()
+        finally:
+            session.close()
     assert emu.scpi.integrations == 0
 
 

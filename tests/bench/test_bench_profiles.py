@@ -36,14 +36,14 @@ def test_lab_template_validates_with_real_lab_resources():
     assert bench.decoder.resource == "GPIB0::12::INSTR"
     assert bench.source.url == "/dev/ttyUSB0"
     # It builds a device (every command the device needs is defined); connecting is what fails without a lab.
-    dev = BenchDevice(loaded, loaded.default_build)
+    dev = BenchDevice(loaded.effective(loaded.default_build), loaded.default_build)
     assert set(dev.instruments) == {"source", "counter", "analyzers"}
     assert dev.instruments["counter"].timeout_s == 5.0
 
 
 def test_lab_template_without_the_lab_fails_cleanly():
     loaded = load_profile("bench-lab-template")
-    dev = BenchDevice(loaded, loaded.default_build)
+    dev = BenchDevice(loaded.effective(loaded.default_build), loaded.default_build)
     if __import__("os").path.exists("/dev/ttyUSB0"):
         pytest.skip("a real /dev/ttyUSB0 exists here")
     with pytest.raises(InstrumentDisconnected, match=r"^source: cannot open serial /dev/ttyUSB0"):

@@ -57,9 +57,9 @@ def test_emulate_subprocess_serves_a_ready_profile(tmp_path, serial):
         assert loaded.kind == "bench" and loaded.default_build == "2.5.0-rc1"
         profile = loaded.effective()
         assert profile.source.visibility == load_profile("bench-emulated").effective("2.5.0-rc1").source.visibility
-        dev = BenchDevice(loaded, "2.5.0-rc1")
+        dev = BenchDevice(loaded.effective("2.5.0-rc1"), "2.5.0-rc1")
         with dev:
-            dev.check_build()
+            assert dev.identify().build == "2.5.0-rc1"
             counts = dev.bell_tomography(0.01).counts
         assert counts.shape == (9, 4) and np.all(counts.sum(axis=1) > 1000)
     finally:

@@ -20,22 +20,28 @@ from harness.instruments import (
     InstrumentTimeout,
     SessionRecorder,
 )
+from harness.profiles import Instrument as InstrumentBlock
 
 FAILED = re.compile(r"^counter: COUN:COIN\? failed after (\d+) retries: (.+)$")
 
 
+def instrument_spec(block: dict, *, timeout_s: float, retries: int = 3, backoff_s: float = 0.05) -> InstrumentSpec:
+    """The spec of a validated instrument block with the given timing."""
+    return InstrumentSpec(InstrumentBlock(**block), timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+
+
 def counter(emu, *, timeout_s=0.2, retries=3, backoff_s=0.001, recorder=None) -> Instrument:
-    spec = InstrumentSpec.from_block(
-        "counter", {"transport": "visa", "resource": emu.visa_resource, "commands": COUNTER_COMMANDS}
+    block = {"transport": "visa", "resource": emu.visa_resource, "commands": COUNTER_COMMANDS}
+    inst = Instrument(
+        "counter", instrument_spec(block, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s), recorder=recorder
     )
-    inst = Instrument("counter", spec, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, recorder=recorder)
     inst.open()
     return inst
 
 
-def source(url: str, **kw) -> Instrument:
-    spec = InstrumentSpec.from_block("source", {"transport": "serial", "url": url, "commands": SOURCE_COMMANDS})
-    inst = Instrument("source", spec, timeout_s=kw.pop("timeout_s", 0.5), retries=kw.pop("retries", 3), **kw)
+def source(url: str, *, timeout_s=0.5, retries=3) -> Instrument:
+    block = {"transport": "serial", "url": url, "commands": SOURCE_COMMANDS}
+    inst = Instrument("source", instrument_spec(block, timeout_s=timeout_s, retries=retries))
     inst.open()
     return inst
 
@@ -174,18 +180,13 @@ def test_serial_socket_reconnects_after_disconnect(emulators):
 
 def test_refused_port_is_disconnected_with_clear_message():
     port = free_port()
-    spec = InstrumentSpec.from_block(
-        "counter",
-        {"transport": "visa", "resource": f"TCPIP0::127.0.0.1::{port}::SOCKET", "commands": COUNTER_COMMANDS},
-    )
-    inst = Instrument("counter", spec, timeout_s=0.5, retries=0)
+    visa = {"transport": "visa", "resource": f"TCPIP0::127.0.0.1::{port}::SOCKET", "commands": COUNTER_COMMANDS}
+    inst = Instrument("counter", instrument_spec(visa, timeout_s=0.5, retries=0))
     with pytest.raises(InstrumentDisconnected, match=rf"counter: cannot connect to VISA TCPIP0::127.0.0.1::{port}"):
         inst.open()
-    serial_spec = InstrumentSpec.from_block(
-        "source", {"transport": "serial", "url": f"socket://127.0.0.1:{port}", "commands": SOURCE_COMMANDS}
-    )
+    serial = {"transport": "serial", "url": f"socket://127.0.0.1:{port}", "commands": SOURCE_COMMANDS}
     with pytest.raises(InstrumentDisconnected, match=r"source: cannot open serial socket://127\.0\.0\.1:\d+.*refused"):
-        Instrument("source", serial_spec, timeout_s=0.5).open()
+        Instrument("source", instrument_spec(serial, timeout_s=0.5)).open()
 
 
 def test_garbage_reply_is_a_protocol_error_carrying_the_raw_reply(emulators):

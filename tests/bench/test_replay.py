@@ -42,7 +42,9 @@ def test_recorded_session_replays_to_identical_counts(recorded):
     session, path, records = recorded
     assert sum(sum(s["faults"].values()) for k, s in session["stats"].items() if k != "setting_redos") > 0
     replayed_records: list[dict] = []
-    dev = ReplayDevice(load_profile(path), "2.4.0", on_record=lambda k, p: replayed_records.append(p))
+    dev = ReplayDevice(
+        load_profile(path).effective("2.4.0"), "2.4.0", on_record=lambda k, p: replayed_records.append(p)
+    )
     replay = _session(dev)
     assert replay["ident"].kind == "replay" and replay["ident"].build == session["ident"].build == "2.4.0"
     np.testing.assert_array_equal(replay["bell"].counts, session["bell"].counts)
@@ -51,14 +53,20 @@ def test_recorded_session_replays_to_identical_counts(recorded):
     # Faults and retries are replayed as they happened, without waiting.
     assert replay["stats"] == session["stats"]
     assert replayed_records == records
-    assert dev.cassette.remaining == 0
+    assert dev.cassette.pos == len(dev.cassette.entries)
+
+
+def _identified_replay(path) -> ReplayDevice:
+    """An open replay of the recorded session, past the identification it starts with."""
+    dev = ReplayDevice(load_profile(path).effective("2.4.0"), "2.4.0")
+    dev.open()
+    dev.identify()
+    return dev
 
 
 def test_out_of_order_command_names_expected_actual_and_line(recorded):
     _, path, _ = recorded
-    dev = ReplayDevice(load_profile(path), "2.4.0")
-    dev.open()
-    dev.identify()
+    dev = _identified_replay(path)
     with pytest.raises(
         ReplayMismatchError,
         match=r"session\.jsonl line \d+: expected analyzers 'ANAL:BAS A,X', but counter issued 'COUN:TIME 0\.05'",
@@ -68,9 +76,7 @@ def test_out_of_order_command_names_expected_actual_and_line(recorded):
 
 def test_a_different_duration_diverges_at_the_integration_command(recorded):
     _, path, _ = recorded
-    dev = ReplayDevice(load_profile(path), "2.4.0")
-    dev.open()
-    dev.identify()
+    dev = _identified_replay(path)
     with pytest.raises(
         ReplayMismatchError, match=r"expected counter 'COUN:TIME 0\.01', but counter issued 'COUN:TIME 0\.02'"
     ):

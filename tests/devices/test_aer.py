@@ -13,10 +13,10 @@ from test_aer_helpers import linear_bell_fidelity, write_profile
 from harness.devices.aer import AerConfigError, AerDevice, build_noise_model
 from harness.devices.base import Device
 from harness.errors import DeviceError
-from harness.physics.channels import X, Y, Z, apply_choi
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state
 from harness.records import BELL_SETTINGS, INPUTS_4, INPUTS_6
 from harness.streams import stream as event_rng
+from tests.analysis.helpers import process_probabilities, state_probabilities
 
 NOISY = {"link": {"amplitude_damping": 0.08, "dephasing": 0.03, "depolarizing": 0.02}}
 # No readout flips, no dark counts, and a window so short that accidentals are a ~1e-9 fraction.
@@ -27,31 +27,6 @@ CLEAN_DETECTORS = {
     "dark_count_hz_b": 0,
     "coincidence_window_s": 1.0e-15,
 }
-_PAULI = {"X": X, "Y": Y, "Z": Z}
-_STATES = {
-    "0": np.array([1, 0]),
-    "1": np.array([0, 1]),
-    "+": np.array([1, 1]) / np.sqrt(2),
-    "-": np.array([1, -1]) / np.sqrt(2),
-    "+i": np.array([1, 1j]) / np.sqrt(2),
-    "-i": np.array([1, -1j]) / np.sqrt(2),
-}
-
-
-def _projectors(basis: str) -> tuple[np.ndarray, np.ndarray]:
-    """(+1, -1) eigenprojectors of a Pauli."""
-    p = _PAULI[basis]
-    return (np.eye(2) + p) / 2, (np.eye(2) - p) / 2
-
-
-def _bell_probabilities(rho: np.ndarray) -> np.ndarray:
-    """Born-rule outcome probabilities (9, 4) of a two-qubit rho, A first, outcomes ++, +-, -+, --."""
-    return np.array(
-        [
-            [np.real(np.trace(np.kron(pa, pb) @ rho)) for pa in _projectors(s[0]) for pb in _projectors(s[1])]
-            for s in BELL_SETTINGS
-        ]
-    )
 
 
 @pytest.fixture
@@ -60,7 +35,7 @@ def device_for(tmp_path):
     opened: list[AerDevice] = []
 
     def make(override=None, build="2.4.0", seed=7):
-        dev = AerDevice(write_profile(tmp_path, override), build, seed)
+        dev = AerDevice(write_profile(tmp_path, override).effective(build), build, seed)
         dev.open()
         opened.append(dev)
         return dev
@@ -72,7 +47,7 @@ def device_for(tmp_path):
 
 def test_lifecycle_and_identity(tmp_path):
     loaded = write_profile(tmp_path)
-    dev = AerDevice(loaded, "2.3.0", seed=1)
+    dev = AerDevice(loaded.effective("2.3.0"), "2.3.0", seed=1)
     assert isinstance(dev, Device)
     with pytest.raises(DeviceError, match="open"):
         dev.bell_tomography(0.01)
@@ -91,6 +66,11 @@ def test_accepts_an_effective_profile(tmp_path):
     loaded = write_profile(tmp_path)
     with AerDevice(loaded.effective("2.4.0"), "2.4.0", seed=1) as dev:
         assert dev.identify().build == "2.4.0"
+
+
+def test_a_loaded_profile_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(TypeError, match=r"AerDevice takes an effective .*\.effective\(build\)"):
+        AerDevice(write_profile(tmp_path), "2.4.0", seed=1)
 
 
 def test_rejects_bad_durations_and_inputs(device_for):
@@ -146,7 +126,7 @@ def test_bell_probabilities_equal_physics_observed_state(device_for):
         0.03,
         0.07,
     )
-    np.testing.assert_allclose(dev.bell_probabilities(), _bell_probabilities(rho), atol=1e-12)
+    np.testing.assert_allclose(dev.bell_probabilities(), state_probabilities(rho), atol=1e-12)
 
 
 def test_link_probabilities_equal_physics_observed_link_choi(device_for):
@@ -154,19 +134,7 @@ def test_link_probabilities_equal_physics_observed_link_choi(device_for):
     f_acc = dev.rates.accidental_fraction
     assert f_acc > 0.01  # the accidental mixing is really exercised
     choi = observed_link_choi(link_kraus(0.08, 0.03, 0.02), f_acc, 0.04)
-    expected = np.array(
-        [
-            [
-                [
-                    np.real(np.trace(proj @ apply_choi(choi, np.outer(_STATES[s], _STATES[s].conj()))))
-                    for proj in _projectors(b)
-                ]
-                for b in "XYZ"
-            ]
-            for s in INPUTS_6
-        ]
-    )
-    np.testing.assert_allclose(dev.link_probabilities(INPUTS_6), expected, atol=1e-12)
+    np.testing.assert_allclose(dev.link_probabilities(INPUTS_6), process_probabilities(choi, INPUTS_6), atol=1e-12)
 
 
 def test_shot_totals_follow_the_coincidence_rate(device_for):
@@ -217,7 +185,10 @@ def test_qber_z_of_counts_matches_truth(device_for):
 
 def test_same_inputs_give_identical_counts(tmp_path):
     loaded = write_profile(tmp_path, NOISY)
-    a, b = AerDevice(loaded, "2.4.0", seed=11), AerDevice(loaded, "2.4.0", seed=11)
+    a, b = (
+        AerDevice(loaded.effective("2.4.0"), "2.4.0", seed=11),
+        AerDevice(loaded.effective("2.4.0"), "2.4.0", seed=11),
+    )
     a.open()
     b.open()
     for _ in range(2):
@@ -228,7 +199,11 @@ def test_same_inputs_give_identical_counts(tmp_path):
 
 def test_repeated_calls_builds_and_seeds_give_fresh_samples(tmp_path):
     loaded = write_profile(tmp_path, NOISY)
-    devs = {(build, seed): AerDevice(loaded, build, seed) for build in ("2.3.0", "2.4.0") for seed in (1, 2)}
+    devs = {
+        (build, seed): AerDevice(loaded.effective(build), build, seed)
+        for build in ("2.3.0", "2.4.0")
+        for seed in (1, 2)
+    }
     for d in devs.values():
         d.open()
     first = devs["2.4.0", 1].bell_tomography(0.01).counts
@@ -254,10 +229,10 @@ def test_builds_with_identical_physics_are_independent(tmp_path):
     fids = np.empty((n_seeds, 2))
     for seed in range(n_seeds):
         for j, build in enumerate(("2.3.0", "2.4.0")):
-            with AerDevice(loaded, build, seed) as dev:
+            with AerDevice(loaded.effective(build), build, seed) as dev:
                 fids[seed, j] = linear_bell_fidelity(dev.bell_tomography(duration).counts)
     # The variance of the linear fidelity estimator, from the exact outcome probabilities at the mean shot number.
-    with AerDevice(loaded, "2.4.0", 0) as dev:
+    with AerDevice(loaded.effective("2.4.0"), "2.4.0", 0) as dev:
         p = dev.bell_probabilities()
         n = dev.rates.coincidence_hz * duration
     var_single = 0.0
@@ -277,12 +252,12 @@ def test_builds_with_identical_physics_are_independent(tmp_path):
 
 
 def test_sampling_method_draws_the_same_distribution(tmp_path):
-    exact = AerDevice(write_profile(tmp_path, NOISY), "2.4.0", seed=5)
+    exact = AerDevice(write_profile(tmp_path, NOISY).effective("2.4.0"), "2.4.0", seed=5)
     exact.open()
     p_bell = exact.bell_probabilities()
     p_link = exact.link_probabilities()
     sampled_profile = write_profile(tmp_path, NOISY | {"name": "aer-sampled", "aer": {"method": "statevector"}})
-    dev = AerDevice(sampled_profile, "2.4.0", seed=5)
+    dev = AerDevice(sampled_profile.effective("2.4.0"), "2.4.0", seed=5)
     dev.open()
     assert "sampled" in dev.identify().detail
     with pytest.raises(DeviceError, match="density_matrix"):
@@ -297,7 +272,7 @@ def test_sampling_method_draws_the_same_distribution(tmp_path):
         chi2 = ((obs - expected)[keep] ** 2 / expected[keep]).sum()
         dof = keep.sum() - len(obs)
         assert stats.chi2.sf(chi2, dof) > 1e-4, (chi2, dof)
-    again = AerDevice(sampled_profile, "2.4.0", seed=5)
+    again = AerDevice(sampled_profile.effective("2.4.0"), "2.4.0", seed=5)
     again.open()
     np.testing.assert_array_equal(again.bell_tomography(0.002).counts, counts)
 
@@ -325,7 +300,7 @@ def test_user_noise_model_replaces_the_built_in_one(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "qh_user_noise", raising=False)
     loaded = write_profile(tmp_path, {"aer": {"noise_model": "qh_user_noise:noiseless"}})
-    with AerDevice(loaded, "2.3.0", seed=1) as dev:
+    with AerDevice(loaded.effective("2.3.0"), "2.3.0", seed=1) as dev:
         counts = dev.bell_tomography(0.005).counts
         assert counts[BELL_SETTINGS.index("ZZ"), 1:3].sum() == 0
         assert counts[BELL_SETTINGS.index("XX"), 1:3].sum() == 0
@@ -342,7 +317,7 @@ def test_user_noise_model_replaces_the_built_in_one(tmp_path, monkeypatch):
     ],
 )
 def test_bad_user_noise_model_names_the_key(tmp_path, spec, message):
-    dev = AerDevice(write_profile(tmp_path, {"aer": {"noise_model": spec}}), "2.4.0", seed=1)
+    dev = AerDevice(write_profile(tmp_path, {"aer": {"noise_model": spec}}).effective("2.4.0"), "2.4.0", seed=1)
     with pytest.raises(AerConfigError, match=r"aer\.noise_model") as err:
         dev.open()
     assert message in str(err.value)
@@ -351,13 +326,14 @@ def test_bad_user_noise_model_names_the_key(tmp_path, spec, message):
 def test_noise_model_returning_the_wrong_type_is_named(tmp_path, monkeypatch):
     (tmp_path / "qh_wrong_type.py").write_text("def model(profile, build):\n    return 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    dev = AerDevice(write_profile(tmp_path, {"aer": {"noise_model": "qh_wrong_type:model"}}), "2.4.0", seed=1)
+    profile = write_profile(tmp_path, {"aer": {"noise_model": "qh_wrong_type:model"}}).effective("2.4.0")
+    dev = AerDevice(profile, "2.4.0", seed=1)
     with pytest.raises(AerConfigError, match=r"aer.noise_model .* returned int"):
         dev.open()
 
 
 def test_unsupported_method_is_named(tmp_path):
-    dev = AerDevice(write_profile(tmp_path, {"aer": {"method": "stabilizer"}}), "2.4.0", seed=1)
+    dev = AerDevice(write_profile(tmp_path, {"aer": {"method": "stabilizer"}}).effective("2.4.0"), "2.4.0", seed=1)
     with pytest.raises(AerConfigError, match=r"aer.method 'stabilizer' is not supported"):
         dev.open()
 

@@ -34,7 +34,7 @@ def test_bell_fidelity_and_capacity_intervals_cover_truth():
     errors = {"bell_fidelity": [], "capacity_ce_bits": []}
     for seed in range(N_SEEDS):
         rng = np.random.default_rng(10_000 + seed)
-        with AerDevice(loaded, build, seed) as dev:
+        with AerDevice(profile, build, seed) as dev:
             bell = estimate_bell_metrics(dev.bell_tomography(duration), rng=rng, n_boot=N_BOOT)
             link = estimate_link_metrics(dev.link_tomography(duration, INPUTS_6), rng=rng, n_boot=N_BOOT_LINK)
         for name, est in (("bell_fidelity", bell["bell_fidelity"]), ("capacity_ce_bits", link["capacity_ce_bits"])):
@@ -56,7 +56,7 @@ def test_long_haul_pair_rate_recovers_the_true_coincidence_rate():
     profile = loaded.effective(build)
     tru = truth(profile)
     assert tru.rates.accidental_fraction > 0.01  # accidentals matter on this profile
-    with AerDevice(loaded, build, seed=3) as dev:
+    with AerDevice(profile, build, seed=3) as dev:
         coinc = dev.coincidences(profile.measurement.coincidence_time_s)
         bell = dev.bell_tomography(profile.measurement.integration_time_s)
     est = estimate_rate_metrics(coinc, bell, rng=np.random.default_rng(3), n_boot=N_BOOT)["pair_rate_hz"]
@@ -72,7 +72,7 @@ def test_long_haul_pair_rate_interval_coverage():
     c_t = truth(profile).pair_rate_hz
     hits, n = 0, 40
     for seed in range(n):
-        with AerDevice(loaded, build, seed=100 + seed) as dev:
+        with AerDevice(profile, build, seed=100 + seed) as dev:
             coinc = dev.coincidences(profile.measurement.coincidence_time_s)
             bell = dev.bell_tomography(profile.measurement.integration_time_s)
         est = estimate_rate_metrics(coinc, bell, rng=np.random.default_rng(seed), n_boot=N_BOOT)["pair_rate_hz"]
