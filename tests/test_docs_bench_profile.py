@@ -260,7 +260,7 @@ def test_replay_out_of_order_names_expected_and_actual(recorded: Recorded) -> No
     loaded = load_profile(recorded.replay_profile)
     build = loaded.default_build
     quick = loaded.effective(build).measurement.integration_time_s * 0.25
-    device = ReplayDevice(loaded, build)
+    device = ReplayDevice(loaded.effective(build), build)
     try:
         device.open()
         device.identify()  # the session identifies before it measures, so the cassette does too
