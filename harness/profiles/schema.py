@@ -179,7 +179,7 @@ class Instrument(_Model):
     resource: str | None = Field(default=None, description="visa: any VISA resource string")
     baudrate: Annotated[int, Field(gt=0)] = 115200
     backend: str = "@py"
-    read_termination: str = Field(default="\n", min_length=1, description="end of each reply, e.g. \"\\n\"")
+    read_termination: str = Field(default="\n", min_length=1, description='end of each reply, e.g. "\\n"')
     write_termination: str = Field(default="\n", min_length=1, description="end of each command")
     timeout_s: Positive | None = None
     retries: Annotated[int, Field(ge=0)] | None = None
