@@ -46,7 +46,7 @@ def _console() -> Console:
 
 def _num(x: float | None) -> str:
     """Return a number with 5 significant digits ('n/a' for missing or NaN)."""
-    from harness.report.plots import fmt_number
+    from harness.report.text import fmt_number
 
     return fmt_number(x)
 
