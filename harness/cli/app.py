@@ -1,11 +1,56 @@
-"""The root `qharness` Typer application; command modules attach to it."""
+"""The root `qharness` Typer application, and what its commands share: groups, usage exits, the store option."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+
+EXIT_USAGE = 2  # pytest's exit code for a usage error; every command exits with it for a user's mistake
+DEFAULT_DB = "reports/qharness.db"
+
+DbOption = Annotated[str, typer.Option("--db", "--results-db", help="results store (SQLite file)")]
+
+# A bare command group prints its help; errors are one line, never a rich traceback.
+_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False}
 
 app = typer.Typer(
-    name="qharness",
-    help="Regression harness for quantum-link firmware: measure, compare, report.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+    name="qharness", help="Regression harness for quantum-link firmware: measure, compare, report.", **_SETTINGS
 )
+
+
+def command_group(name: str, description: str) -> typer.Typer:
+    """Return a new `qharness NAME ...` command group attached to the root application."""
+    group = typer.Typer(name=name, help=description, **_SETTINGS)
+    app.add_typer(group, name=name)
+    return group
+
+
+def usage_exit(*lines: str) -> NoReturn:
+    """Print the lines on stderr and exit with status 2 (a usage or data error, never a traceback)."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def fail(command: str, message: str) -> NoReturn:
+    """Print 'qharness COMMAND: MESSAGE' on stderr and exit with status 2."""
+    usage_exit(f"qharness {command}: {message}")
+
+
+def console() -> Console:
+    """Return a console wide enough that tables are not folded when piped."""
+    return Console(width=200 if not sys.stdout.isatty() else None)
+
+
+def open_db(command: str, db: str) -> Any:
+    """Return the Store at `db`, or exit 2 when it is missing or unreadable (reading never creates a store)."""
+    from harness.report.build import open_store
+    from harness.report.data import ReportError
+
+    try:
+        return open_store(db)
+    except ReportError as exc:
+        fail(command, str(exc))

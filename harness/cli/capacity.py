@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from harness.cli.app import app
+from harness.cli.app import app, usage_exit
 
 
 class _UsageError(Exception):
@@ -100,8 +100,7 @@ def capacity(
     try:
         c_e, q1, chi = _compute(channel, param, choi)
     except _UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        usage_exit(f"error: {exc}")
     if as_json:
         typer.echo(json.dumps({"C_E": c_e, "Q1": q1, "chi": chi, "unit": "bit/use"}))
         return

@@ -7,18 +7,11 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from harness.cli.app import app
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"qharness emulate: {message}", file=sys.stderr)
-    raise typer.Exit(EXIT_USAGE)
+from harness.cli.app import app, fail
 
 
 @app.command("emulate")
@@ -45,32 +38,35 @@ def emulate(
     from harness.profiles import ProfileError, load_profile
 
     if serial not in ("socket", "pty"):
-        _fail(f"--serial must be 'socket' or 'pty', got {serial!r}")
+        fail("emulate", f"--serial must be 'socket' or 'pty', got {serial!r}")
     for port, opt in ((scpi_port, "--scpi-port"), (serial_port, "--serial-port")):
         if not 0 <= port <= 65535:
-            _fail(f"{opt} must be a TCP port in 0..65535, got {port}")
+            fail("emulate", f"{opt} must be a TCP port in 0..65535, got {port}")
     if timeout_s <= 0:
-        _fail(f"--timeout must be > 0 s, got {timeout_s}")
+        fail("emulate", f"--timeout must be > 0 s, got {timeout_s}")
     try:
         faults = [parse_fault(spec) for spec in fault]
     except FaultSpecError as exc:
-        _fail(f"--fault: {exc}")
+        fail("emulate", f"--fault: {exc}")
     try:
         loaded = load_profile(profile)
         if build is not None and loaded.builds and build not in loaded.builds:
-            _fail(f"--build {build!r} is not a build of {loaded.path} (known: {', '.join(loaded.builds)})")
+            fail("emulate", f"--build {build!r} is not a build of {loaded.path} (known: {', '.join(loaded.builds)})")
         effective = loaded.effective(build)
     except ProfileError as exc:
-        _fail("; ".join(str(p) for p in exc.problems))
+        fail("emulate", "; ".join(str(p) for p in exc.problems))
     missing = [b for b in ("source", "link", "detectors") if getattr(effective, b, None) is None]
     if missing:
-        _fail(f"profile {loaded.path}: the emulators need the physics blocks {', '.join(missing)}; add them")
+        fail("emulate", f"profile {loaded.path}: the emulators need the physics blocks {', '.join(missing)}; add them")
     build = effective.firmware.build
     emulators = EmulatorSet(LinkParameters.from_profile(effective), build, seed=seed, faults=faults, serial=serial)
     try:
         asyncio.run(_serve(emulators, scpi_port, serial_port, profile_out, effective, timeout_s))
     except OSError as exc:
-        _fail(f"cannot listen on 127.0.0.1 ({exc.strerror or exc}); choose other --scpi-port/--serial-port or 0")
+        fail(
+            "emulate",
+            f"cannot listen on 127.0.0.1 ({exc.strerror or exc}); choose other --scpi-port/--serial-port or 0",
+        )
 
 
 async def _serve(

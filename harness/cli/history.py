@@ -5,58 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from harness.cli.app import app
-
-EXIT_USAGE = 2
-DEFAULT_DB = "reports/qharness.db"
-
-DbOption = Annotated[str, typer.Option("--db", "--results-db", help="results store (SQLite file)")]
-
-
-def fail(command: str, message: str) -> NoReturn:
-    """Print one line on stderr and exit with status 2 (a usage or data error, never a traceback)."""
-    print(f"qharness {command}: {message}", file=sys.stderr)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def open_db(command: str, db: str) -> Any:
-    """Return the Store at `db`, or exit 2 when it is missing or unreadable."""
-    from harness.report.build import open_store
-    from harness.report.data import ReportError
-
-    try:
-        return open_store(db)
-    except ReportError as exc:
-        fail(command, str(exc))
-
-
-def _console() -> Console:
-    """Return a console wide enough that tables are not folded when piped."""
-    return Console(width=200 if not sys.stdout.isatty() else None)
-
-
-def _num(x: float | None) -> str:
-    """Return a number with 5 significant digits ('n/a' for missing or NaN)."""
-    from harness.report.plots import fmt_number
-
-    return fmt_number(x)
-
-
-def _interval(value: float | None, lo: float | None, hi: float | None) -> str:
-    """Return 'value [lo, hi]'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{_num(value)} [{_num(lo)}, {_num(hi)}]"
-
+from harness.cli.app import DEFAULT_DB, DbOption, app, command_group, console, fail, open_db
 
 _VERDICT_STYLE = {
     "PASS": "green",
@@ -82,6 +38,13 @@ def _check_profile(command: str, store: Any, profile: str) -> None:
         fail(command, f"--profile {profile!r} has no runs in {store.path} (known: {', '.join(known) or 'none'})")
 
 
+def _check_build(command: str, store: Any, profile: str, build: str, label: str) -> None:
+    """Exit 2 unless the store holds a completed run of `build` of `profile` (`label` names the argument)."""
+    if not store.has_build(profile, build):
+        builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
+        fail(command, f"{label} {build!r} has no completed run of {profile} (known: {', '.join(builds)})")
+
+
 # -- history ----------------------------------------------------------------------------------------------
 
 
@@ -92,6 +55,8 @@ def history(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Table of a profile's stored metrics per build and run, oldest first."""
+    from harness.report.text import interval_text
+
     store = open_db("history", db)
     with store:
         _check_profile("history", store, profile)
@@ -111,11 +76,11 @@ def history(
                 r["started_at"][:19],
                 r["status"],
                 r["name"],
-                _interval(r["value"], r["ci_low"], r["ci_high"]),
+                interval_text(r["value"], r["ci_low"], r["ci_high"]),
                 r["unit"],
                 _verdict(r["verdict"]),
             )
-        _console().print(table)
+        console().print(table)
 
 
 # -- compare ----------------------------------------------------------------------------------------------
@@ -151,6 +116,7 @@ def compare(
 ) -> None:
     """Gate BUILD_B (candidate) against BUILD_A (baseline) from their latest completed runs in the store."""
     from harness.gate import Verdict, evaluate, overall_verdict
+    from harness.report.text import interval_text
 
     if not 0.0 < alpha < 1.0:
         fail("compare", f"--alpha must be in (0, 1), got {alpha}")
@@ -158,9 +124,7 @@ def compare(
     with store:
         _check_profile("compare", store, profile)
         for b in (build_a, build_b):
-            if not store.has_build(profile, b):
-                builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
-                fail("compare", f"build {b!r} has no completed run of {profile} (known: {', '.join(builds)})")
+            _check_build("compare", store, profile, b, "build")
         base = store.latest_metrics(profile, build_a)
         cand = store.latest_metrics(profile, build_b)
     tolerances, note = _tolerances(profile, build_b)
@@ -174,34 +138,27 @@ def compare(
         b, k, d = c.baseline, c.candidate, c.delta
         table.add_row(
             name,
-            _interval(b.value, b.ci_low, b.ci_high) if b else "-",
-            _interval(k.value, k.ci_low, k.ci_high) if k else "-",
-            _interval(d.value, d.ci_low, d.ci_high) if d else "-",
+            interval_text(b.value, b.ci_low, b.ci_high) if b else "-",
+            interval_text(k.value, k.ci_low, k.ci_high) if k else "-",
+            interval_text(d.value, d.ci_low, d.ci_high) if d else "-",
             f"{c.tolerance:g}",
             "-" if c.p_regression_adjusted is None else f"{c.p_regression_adjusted:.2g}",
             _verdict(str(c.verdict)),
         )
-    console = _console()
-    console.print(table)
+    term = console()
+    term.print(table)
     top = overall_verdict(c.verdict for c in comparisons.values()) if comparisons else Verdict.ERROR
     for c in comparisons.values():
         if c.verdict is Verdict.REGRESSION:
-            console.print(c.message(build_b, build_a), markup=False, highlight=False)
-    console.print(f"overall: {_verdict(str(top))}")
+            term.print(c.message(build_b, build_a), markup=False, highlight=False)
+    term.print(f"overall: {_verdict(str(top))}")
     if fail_on_regression and any(c.verdict is Verdict.REGRESSION for c in comparisons.values()):
         raise typer.Exit(1)
 
 
 # -- baseline ---------------------------------------------------------------------------------------------
 
-baseline_app = typer.Typer(
-    name="baseline",
-    help="Set or show the baseline build of each profile.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(baseline_app, name="baseline")
+baseline_app = command_group("baseline", "Set or show the baseline build of each profile.")
 
 
 @baseline_app.command("set")
@@ -214,9 +171,7 @@ def baseline_set(
     store = open_db("baseline set", db)
     with store:
         _check_profile("baseline set", store, profile)
-        if not store.has_build(profile, build):
-            builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
-            fail("baseline set", f"--build {build!r} has no completed run of {profile} (known: {', '.join(builds)})")
+        _check_build("baseline set", store, profile, build, "--build")
         previous = store.baseline(profile)
         store.set_baseline(profile, build)
     was = f" (was {previous})" if previous and previous != build else ""
@@ -234,7 +189,7 @@ def baseline_show(db: DbOption = DEFAULT_DB) -> None:
     table.add_column("baseline build")
     for p, b in baselines.items():
         table.add_row(p, b)
-    _console().print(table if baselines else "no baselines set; use `qharness baseline set`")
+    console().print(table if baselines else "no baselines set; use `qharness baseline set`")
 
 
 # -- export -----------------------------------------------------------------------------------------------
@@ -310,11 +265,6 @@ def export_rows(store: Any, profile: str | None = None) -> list[dict]:
     return rows
 
 
-def _finite(x: Any) -> Any:
-    """Return x with NaN/inf floats replaced by None (JSON has no NaN)."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 @app.command("export")
 def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json")] = "csv",
@@ -331,7 +281,9 @@ def export(
             _check_profile("export", store, profile)
         rows = export_rows(store, profile)
     if fmt == "json":
-        text = json.dumps([{k: _finite(v) for k, v in r.items()} for r in rows], indent=2) + "\n"
+        from harness.report.build import json_ready
+
+        text = json.dumps(json_ready(rows), indent=2) + "\n"
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n")

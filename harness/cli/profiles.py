@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
-from harness.cli.app import app
+from harness.cli.app import command_group, console, usage_exit
 from harness.profiles import ProfileError, list_profiles, load_profile, profile_json_schema
 
-profiles_app = typer.Typer(
-    name="profiles",
-    help="List, validate, show and describe device profiles.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(profiles_app, name="profiles")
-
-EXIT_USAGE = 2
-
-
-def _fail(lines: list[str]) -> None:
-    for line in lines:
-        print(line, file=sys.stderr)
-    raise typer.Exit(EXIT_USAGE)
+profiles_app = command_group("profiles", "List, validate, show and describe device profiles.")
 
 
 @profiles_app.command("list")
@@ -45,7 +28,7 @@ def list_command() -> None:
         except ProfileError as exc:
             kind, builds = "[red]invalid[/red]", f"{len(exc.problems)} problem(s): run 'qharness profiles validate'"
         table.add_row(name, kind, builds, description, str(path))
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    console().print(table)
 
 
 @profiles_app.command("validate")
@@ -66,7 +49,7 @@ def validate_command(
             continue
         print(f"{target}: ok ({loaded.kind}, builds {', '.join(loaded.builds)}, sha256 {loaded.content_hash[:12]})")
     if problems:
-        _fail(problems)
+        usage_exit(*problems)
 
 
 @profiles_app.command("schema")
@@ -81,7 +64,7 @@ def schema_command(
     elif fmt == "json":
         print(json.dumps(profile_json_schema(), indent=2))
     else:
-        _fail([f"--format must be json or markdown, got {fmt!r}"])
+        usage_exit(f"--format must be json or markdown, got {fmt!r}")
 
 
 @profiles_app.command("show")
@@ -94,8 +77,7 @@ def show_command(
         loaded = load_profile(name)
         profile = loaded.effective(build)
     except ProfileError as exc:
-        _fail([str(p) for p in exc.problems])
-        return
+        usage_exit(*(str(p) for p in exc.problems))
     data = profile.model_dump(mode="json", exclude={"builds", "extends"})
     print(f"# profile: {loaded.name} ({Path(loaded.path)})")
     for parent in loaded.parents:

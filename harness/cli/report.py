@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import app
-from harness.cli.history import DEFAULT_DB, fail, open_db
+from harness.cli.app import DEFAULT_DB, DbOption, app, fail, open_db
 
 
 @app.command("report")
 def report(
     release: Annotated[str, typer.Option("--release", "-r", help="release tag (title and default output folder)")],
-    db: Annotated[str, typer.Option("--db", "--results-db", help="results store (SQLite file)")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     profile: Annotated[
         list[str] | None, typer.Option("--profile", "-p", help="profile to include (repeatable; default: all)")
     ] = None,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import app
+from harness.cli.app import DEFAULT_DB, DbOption, app
 from harness.profiles import ProfileError, load_profile
 
 
@@ -57,7 +57,7 @@ def run(
     profile: Annotated[list[str], typer.Option("--profile", "-p", help="device profile name or path (repeatable)")],
     build: Annotated[str | None, typer.Option("--build", "--firmware-build", help="build under test")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", "--baseline-build", help="baseline build")] = None,
-    db: Annotated[str, typer.Option("--db", "--results-db", help="results store")] = "reports/qharness.db",
+    db: DbOption = DEFAULT_DB,
     seed: Annotated[int, typer.Option("--seed", "--harness-seed", help="seed of the simulated streams")] = 1,
     budget: Annotated[str, typer.Option(help="quick | standard | release")] = "standard",
     alpha: Annotated[float, typer.Option(help="family-wise false-alarm rate per profile")] = 0.05,
@@ -85,7 +85,7 @@ def run(
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
     code = subprocess.call(cmd)
     if report and Path(db).exists():
-        from harness.report.build import ReportError, build_report, open_store
+        from harness.report import ReportError, build_report, open_store
 
         try:
             with open_store(db) as store:

@@ -24,15 +24,8 @@ from harness.report.data import (
     release_verdict,
     verdict_counts,
 )
-from harness.report.plots import (
-    VERDICT_COLOURS,
-    density_svg,
-    fmt_number,
-    logical_svg,
-    plob_svg,
-    trend_png,
-    trend_svg,
-)
+from harness.report.plots import VERDICT_COLOURS, density_svg, logical_svg, plob_svg, trend_png, trend_svg
+from harness.report.text import bracket_text, fmt_number, interval_text
 from harness.store import Store, StoreError
 
 VERDICT_SYMBOLS = {
@@ -78,26 +71,26 @@ def open_store(path: str | Path) -> Store:
 # -- formatting -----------------------------------------------------------------------------------------
 
 
-def _half(d: dict | None) -> float | None:
-    """Return the half-width of an interval dict, or None."""
-    if not d or d.get("ci_low") is None or d.get("ci_high") is None:
-        return None
-    return (float(d["ci_high"]) - float(d["ci_low"])) / 2
-
-
-def interval_text(d: dict | None) -> str:
+def _pm_text(d: dict | None) -> str:
     """Return 'value ± half-width' of a {value, ci_low, ci_high} dict ('—' when absent)."""
     if not d or d.get("value") is None:
         return "—"
-    half = _half(d)
-    return fmt_number(d["value"]) if half is None else f"{fmt_number(d['value'])} ± {fmt_number(half, 2)}"
+    if d.get("ci_low") is None or d.get("ci_high") is None:
+        return fmt_number(d["value"])
+    half = (float(d["ci_high"]) - float(d["ci_low"])) / 2
+    return f"{fmt_number(d['value'])} ± {fmt_number(half, 2)}"
 
 
-def bracket_text(d: dict | None) -> str:
+def _bracket(d: dict | None) -> str:
     """Return '[ci_low, ci_high]' of an interval dict ('' when absent)."""
     if not d or d.get("ci_low") is None:
         return ""
-    return f"[{fmt_number(d['ci_low'])}, {fmt_number(d['ci_high'])}]"
+    return bracket_text(d["ci_low"], d["ci_high"])
+
+
+def _interval(d: dict) -> str:
+    """Return 'value [ci_low, ci_high]' of an interval dict."""
+    return interval_text(d["value"], d.get("ci_low"), d.get("ci_high"))
 
 
 def metric_view(m: dict) -> dict:
@@ -109,13 +102,13 @@ def metric_view(m: dict) -> dict:
         "value": m["value"],
         "ci_low": m["ci_low"],
         "ci_high": m["ci_high"],
-        "value_text": interval_text(m),
-        "interval_text": bracket_text(m),
+        "value_text": _pm_text(m),
+        "interval_text": _bracket(m),
         "unit": m.get("unit") or "",
-        "baseline_text": interval_text(m.get("baseline")),
-        "baseline_interval": bracket_text(m.get("baseline")),
-        "delta_text": interval_text(m.get("delta")),
-        "delta_interval": bracket_text(m.get("delta")),
+        "baseline_text": _pm_text(m.get("baseline")),
+        "baseline_interval": _bracket(m.get("baseline")),
+        "delta_text": _pm_text(m.get("delta")),
+        "delta_interval": _bracket(m.get("delta")),
         "tolerance": m.get("tolerance"),
         "p_adjusted": m.get("p_adjusted"),
         "verdict": verdict,
@@ -127,12 +120,11 @@ def metric_view(m: dict) -> dict:
 def regression_line(profile: str, build: str, baseline_build: str | None, m: dict) -> str:
     """Return a one-line account of a regressed metric: both builds with intervals, delta, tolerance and p."""
     unit = f" {m['unit']}" if m.get("unit") else ""
-    parts = [f"{profile}: {m['name']} REGRESSION: {build} {fmt_number(m['value'])} {bracket_text(m)}{unit}"]
+    parts = [f"{profile}: {m['name']} REGRESSION: {build} {_interval(m)}{unit}"]
     if m.get("baseline"):
-        parts.append(f" vs baseline {baseline_build or '?'} {fmt_number(m['baseline']['value'])} ")
-        parts.append(bracket_text(m["baseline"]))
+        parts.append(f" vs baseline {baseline_build or '?'} {_interval(m['baseline'])}")
     if m.get("delta"):
-        parts.append(f"; delta {fmt_number(m['delta']['value'])} {bracket_text(m['delta'])}")
+        parts.append(f"; delta {_interval(m['delta'])}")
     if m.get("tolerance") is not None:
         worse = "worse-is-lower" if m.get("direction") == "higher" else "worse-is-higher"
         parts.append(f" (tolerance {fmt_number(m['tolerance'])}, {worse})")
@@ -203,9 +195,6 @@ def _env() -> Environment:
 def _profile_view(r: ProfileReport) -> dict[str, Any]:
     """Return the template view of one profile, with its plots as inline SVG."""
     slug = r.profile.replace(" ", "-")
-    trends = []
-    for name, t in r.trends.items():
-        trends.append({"name": name, "svg": Markup(trend_svg(t))})
     return {
         "name": r.profile,
         "slug": slug,
@@ -216,13 +205,13 @@ def _profile_view(r: ProfileReport) -> dict[str, Any]:
         "counts": {v: r.counts().get(v, 0) for v in COUNTED_VERDICTS},
         "metrics": [metric_view(m) for m in r.summary["metrics"]],
         "builds": r.builds,
-        "trends": trends,
+        "trends": [{"name": name, "svg": Markup(trend_svg(t))} for name, t in r.trends.items()],
         "rho_svg": Markup(density_svg(r.rho, f"{slug}/rho")) if r.rho is not None else None,
+        "rho_method": r.rho_method,
         "rho_note": r.rho_note,
         "rho_fidelity": r.rho_fidelity,
         "logical_svg": Markup(logical_svg(r.logical, f"{slug}/logical")) if r.logical else None,
-        "logical_source": r.logical_source,
-        "logical": r.logical,
+        "logical_note": r.logical_note,
         "plob_svg": Markup(plob_svg(r.plob, f"{slug}/plob")) if r.plob is not None else None,
         "plob": r.plob,
         "provenance": provenance_rows(r),
@@ -297,15 +286,63 @@ def render_markdown(release: str, reports: list[ProfileReport], skipped: list[st
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _json_ready(obj: Any) -> Any:
-    """Return obj with non-finite floats replaced by None (JSON has no NaN)."""
+def json_ready(obj: Any) -> Any:
+    """Return obj with non-finite floats replaced by None, in nested dicts and lists too (JSON has no NaN)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
+        return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_ready(v) for v in obj]
+        return [json_ready(v) for v in obj]
     return obj
+
+
+def _chosen_profiles(store: Store, profiles: list[str] | None) -> list[str]:
+    """Return the profiles to report: those asked for (all known, else ReportError), or every profile of the store."""
+    known = store.profiles()
+    if not profiles:
+        return known
+    unknown = [p for p in profiles if p not in known]
+    if unknown:
+        raise ReportError(
+            f"--profile: {', '.join(unknown)} not in results store {store.path} (known: {', '.join(known) or 'none'})"
+        )
+    return list(dict.fromkeys(profiles))
+
+
+def _collect(store: Store, profiles: list[str] | None, builds: list[str] | None) -> tuple[list[ProfileReport], list]:
+    """Return the report data of each chosen profile and why any profile was skipped."""
+    reports, skipped = [], []
+    for p in _chosen_profiles(store, profiles):
+        try:
+            reports.append(collect_profile(store, p, builds))
+        except ReportError as exc:
+            # With no --profile every profile of the store is tried; one without a release run is noted, not fatal.
+            if profiles:
+                raise
+            skipped.append(str(exc))
+    if not reports:
+        raise ReportError(
+            f"results store {store.path} has no finished candidate runs to report"
+            + (f" ({'; '.join(skipped)})" if skipped else "")
+        )
+    return reports, skipped
+
+
+def _write(out: Path, files: dict[str, str]) -> list[Path]:
+    """Write each named text into `out` (created if needed); return the paths; raise ReportError on an OS error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot create the directory ({exc.strerror or exc})") from None
+    paths = []
+    try:
+        for name, text in files.items():
+            paths.append(out / name)
+            paths[-1].write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+    return paths
 
 
 def build_report(
@@ -317,52 +354,22 @@ def build_report(
 ) -> ReportResult:
     """Write index.html, summary.md and summary.json of a release into `out_dir`; return paths and headline."""
     t0 = time.perf_counter()
-    known = store.profiles()
-    if profiles:
-        unknown = [p for p in profiles if p not in known]
-        if unknown:
-            raise ReportError(
-                f"--profile: {', '.join(unknown)} not in results store {store.path} "
-                f"(known: {', '.join(known) or 'none'})"
-            )
-        chosen, explicit = list(dict.fromkeys(profiles)), True
-    else:
-        chosen, explicit = known, False
-    reports, skipped = [], []
-    for p in chosen:
-        try:
-            reports.append(collect_profile(store, p, builds))
-        except ReportError as exc:
-            # With no --profile every profile of the store is tried; one without a release run is noted, not fatal.
-            if explicit:
-                raise
-            skipped.append(str(exc))
-    if not reports:
-        raise ReportError(
-            f"results store {store.path} has no finished candidate runs to report"
-            + (f" ({'; '.join(skipped)})" if skipped else "")
-        )
+    reports, skipped = _collect(store, profiles, builds)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"--out {out}: cannot create the directory ({exc.strerror or exc})") from None
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    html = render_html(release, reports, generated, skipped)
-    md = render_markdown(release, reports, skipped)
-    summaries = [_json_ready(r.summary) for r in reports]
-    paths = (out / "index.html", out / "summary.md", out / "summary.json")
-    try:
-        paths[0].write_text(html, encoding="utf-8")
-        paths[1].write_text(md, encoding="utf-8")
-        paths[2].write_text(json.dumps(summaries, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+    html, md, js = _write(
+        out,
+        {
+            "index.html": render_html(release, reports, generated, skipped),
+            "summary.md": render_markdown(release, reports, skipped),
+            "summary.json": json.dumps([json_ready(r.summary) for r in reports], indent=2) + "\n",
+        },
+    )
     return ReportResult(
         out_dir=out,
-        index_html=paths[0],
-        summary_md=paths[1],
-        summary_json=paths[2],
+        index_html=html,
+        summary_md=md,
+        summary_json=js,
         verdict=release_verdict(reports),
         counts=verdict_counts(reports),
         regressions=regressions(reports),

@@ -1,16 +1,17 @@
-"""What a release report shows, gathered from the results store: release runs, trends, raw-record views."""
+"""What a release report shows, gathered from the results store: release runs, trends, stored analysis products."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from harness.gate import Verdict
-from harness.metrics import metric_spec
+from harness.gate import Verdict, overall_verdict
+from harness.metrics import Estimate, metric_spec, parse_code
 from harness.report.versions import order_builds
 from harness.store import RunRow, Store
 from harness.summary import run_summary
@@ -18,6 +19,10 @@ from harness.summary import run_summary
 # Runs whose metrics describe a build: finished, whatever the verdict (an errored run still measured something).
 REPORTABLE_STATUSES = ("passed", "failed", "error")
 COUNTED_VERDICTS = ("REGRESSION", "IMPROVED", "INCONCLUSIVE", "ERROR", "PASS", "NO_BASELINE")
+# The metric rows whose stored products hold the logical memories behind them (one row per QEC code).
+LOGICAL_SUCCESS = "logical_success_"
+NOT_RECORDED = "not recorded in this run"
+_T = TypeVar("_T")
 
 
 class ReportError(ValueError):
@@ -63,7 +68,7 @@ class Trend:
 
 @dataclass
 class LogicalPoint:
-    """Logical error rate of one code family, basis and distance (errors over shots, Wilson interval)."""
+    """Logical error rate of one code family, basis and distance as stored (errors over shots, Wilson interval)."""
 
     family: str
     basis: str
@@ -96,10 +101,11 @@ class ProfileReport:
     baseline_build: str | None
     trends: dict[str, Trend]
     rho: np.ndarray | None = None
-    rho_note: str = ""
+    rho_method: str = ""
+    rho_note: str = NOT_RECORDED  # why there is no density matrix to show
     rho_fidelity: float | None = None
     logical: list[LogicalPoint] = field(default_factory=list)
-    logical_source: str = ""
+    logical_note: str = NOT_RECORDED  # why there are no logical points to show
     plob: PlobPoint | None = None
     instruments: list[dict] = field(default_factory=list)
 
@@ -247,107 +253,46 @@ def collect_trends(
     return release, summary, ordered, trends, baseline_build
 
 
-def pooled_payloads(records: list[dict], protocol: str) -> list[dict]:
-    """Return the payloads of one protocol's raw records in insertion order."""
-    return [r["payload"] for r in records if r["protocol"] == protocol and isinstance(r.get("payload"), dict)]
+def stored_artifacts(rows: Mapping[str, tuple[Estimate, str | None, dict | None]]) -> dict[str, dict]:
+    """Return the analysis products the session stored with each metric row (its detail["artifacts"]), by name."""
+    out = {}
+    for name, (_, _, detail) in rows.items():
+        products = (detail or {}).get("artifacts")
+        if isinstance(products, dict):
+            out[name] = products
+    return out
 
 
-def pooled_bell_counts(payloads: list[dict]) -> tuple[tuple[str, ...], np.ndarray, float] | None:
-    """Return (settings, summed counts (n_settings, 4), total duration in s) of pooled bell records, or None."""
-    if not payloads:
+def stored_rho(artifacts: Mapping[str, dict]) -> tuple[np.ndarray, str] | None:
+    """Return the 4x4 density matrix (qubit A first) stored with bell_fidelity and its method, or None if absent."""
+    bell = artifacts.get("bell_fidelity", {})
+    if "rho" not in bell:
         return None
-    settings = tuple(payloads[0]["settings"])
-    total = np.zeros((len(settings), 4), dtype=np.int64)
-    duration = 0.0
-    for p in payloads:
-        if tuple(p["settings"]) != settings:
-            # Records over other settings cannot be pooled with the first; the first's setting order is kept.
-            continue
-        total += np.asarray(p["counts"], dtype=np.int64)
-        duration += float(p.get("duration_s", 0.0))
-    return settings, total, duration
+    rho = np.asarray(bell["rho"]["real"], dtype=float) + 1j * np.asarray(bell["rho"]["imag"], dtype=float)
+    if rho.shape != (4, 4):
+        raise ValueError(f"its shape is {rho.shape}, not (4, 4)")
+    return rho, str(bell.get("method") or "method not recorded")
 
 
-def reconstruct_rho(settings: tuple[str, ...], counts: np.ndarray, duration_s: float) -> tuple[np.ndarray, str]:
-    """Return the physical 4x4 density matrix (qubit A first) of pooled Bell counts, and how it was obtained."""
-    from harness.records import BELL_SETTINGS, TomographyCounts
-
-    try:
-        from harness.analysis.estimators import reconstruct_bell_state
-    except ImportError:
-        reconstruct_bell_state = None
-    if reconstruct_bell_state is not None:
-        rho = reconstruct_bell_state(TomographyCounts(settings, counts, duration_s))
-        return np.asarray(rho, dtype=complex), "harness.analysis.estimators.reconstruct_bell_state"
-    from harness.analysis.tomography import state_tomography
-
-    index = {s: i for i, s in enumerate(settings)}
-    missing = [s for s in BELL_SETTINGS if s not in index]
-    if missing:
-        raise ValueError(f"bell raw records lack settings {missing}; cannot reconstruct the state")
-    ordered = counts[[index[s] for s in BELL_SETTINGS]]
-    return state_tomography(ordered), "linear inversion with projection to the nearest density matrix"
-
-
-_LOGICAL_PREFIXES = ("logical_success_",)
-
-
-def _family_distance(code: str) -> tuple[str, int] | None:
-    """Return (family, distance) of a code name like 'surface_d5', or None."""
-    head, sep, tail = code.rpartition("_d")
-    if not sep or not tail.isdigit():
-        return None
-    return head, int(tail)
-
-
-def logical_points(payloads: list[dict], metrics: list[dict]) -> tuple[list[LogicalPoint], str]:
-    """Return logical error rates per code family, basis and distance; from raw records, else from the metrics."""
-    from harness.analysis.intervals import wilson_interval
-
-    acc: dict[tuple[str, str, int], list[int]] = {}
-    source = ""
-    if payloads:
-        # A logical re-measurement supersedes the earlier one (memories stop on an error count, so shots do not add).
-        for mem in payloads[-1].get("memories", []):
-            fd = _family_distance(str(mem.get("code", "")))
-            distance = int(mem.get("distance") or (fd[1] if fd else 0))
-            family = fd[0] if fd else str(mem.get("code"))
-            key = (family, str(mem.get("basis", "")), distance)
-            tot = acc.setdefault(key, [0, 0])
-            tot[0] += int(mem.get("shots", 0))
-            tot[1] += int(mem.get("errors", 0))
-        source = "raw records (errors / shots)"
-    if acc:
-        keys = sorted(k for k, (shots, _) in acc.items() if shots > 0)
-        shots = np.array([acc[k][0] for k in keys], dtype=float)
-        errors = np.array([acc[k][1] for k in keys], dtype=float)
-        lo, hi = wilson_interval(errors, shots)
-        return [
-            LogicalPoint(f, b, d, int(s), int(e), float(e / s), float(low), float(high))
-            for (f, b, d), s, e, low, high in zip(keys, shots, errors, lo, hi, strict=True)
-        ], source
-    out = []
-    for m in metrics:
-        name = m["name"]
-        if not name.startswith(_LOGICAL_PREFIXES):
-            continue
-        fd = _family_distance(name.removeprefix("logical_success_"))
-        if fd is None or m["value"] is None or not math.isfinite(m["value"]):
-            continue
-        out.append(
-            LogicalPoint(
-                fd[0],
-                "",
-                fd[1],
-                int(m["n"]),
-                round((1 - m["value"]) * m["n"]),
-                1 - m["value"],
-                1 - m["ci_high"],
-                1 - m["ci_low"],
-            )
+def stored_logical(artifacts: Mapping[str, dict]) -> list[LogicalPoint]:
+    """Return the logical error rates stored with the logical_success metrics, by code family, basis and distance."""
+    points = [
+        LogicalPoint(
+            parse_code(m["code"]).family,
+            str(m["basis"]),
+            int(m["distance"]),
+            int(m["shots"]),
+            int(m["errors"]),
+            float(m["p_fail"]),
+            float(m["ci_low"]),
+            float(m["ci_high"]),
         )
-    out.sort(key=lambda p: (p.family, p.distance))
-    return out, "logical_success metrics (1 - success)" if out else ""
+        for name, products in artifacts.items()
+        if name.startswith(LOGICAL_SUCCESS)
+        for m in products.get("memories", [])
+        if int(m["shots"]) > 0  # a memory that ran no shot has no rate to plot
+    ]
+    return sorted(points, key=lambda p: (p.family, p.basis, p.distance))
 
 
 def plob_point(metrics: list[dict]) -> PlobPoint | None:
@@ -394,23 +339,31 @@ def instrument_rows(provenance: dict[str, Any]) -> list[dict]:
     return rows
 
 
+def _read(
+    reader: Callable[[Mapping[str, dict]], _T], artifacts: Mapping[str, dict], what: str
+) -> tuple[_T | None, str]:
+    """Return (what reader finds, '') or (None, why there is nothing to show: not recorded, or unreadable)."""
+    try:
+        found = reader(artifacts)
+    except (KeyError, TypeError, ValueError) as exc:  # one unreadable product costs its own plot, not the report
+        return None, f"the stored {what} is unreadable ({type(exc).__name__}: {exc})"
+    return (found, "") if found else (None, NOT_RECORDED)
+
+
 def collect_profile(store: Store, profile: str, builds: list[str] | None = None) -> ProfileReport:
     """Return the report data of one profile: its release run (newest candidate, or last of `builds`) and trends."""
     release, summary, ordered, trends, baseline_build = collect_trends(store, profile, builds)
     rep = ProfileReport(profile, release, summary, ordered, baseline_build, trends)
-    records = store.raw_records(release.id)
-    bell = pooled_bell_counts(pooled_payloads(records, "bell"))
-    if bell is None:
-        rep.rho_note = "no bell raw records in this run"
-    else:
-        try:
-            rep.rho, rep.rho_note = reconstruct_rho(*bell)
-            from harness.analysis.measures import state_fidelity
-
-            rep.rho_fidelity = float(state_fidelity(rep.rho))
-        except Exception as exc:  # one unreconstructable state must not cost the whole release report
-            rep.rho, rep.rho_note = None, f"cannot reconstruct the state: {type(exc).__name__}: {exc}"
-    rep.logical, rep.logical_source = logical_points(pooled_payloads(records, "logical"), summary["metrics"])
+    rows = store.metrics(release.id)
+    artifacts = stored_artifacts(rows)
+    rho, rep.rho_note = _read(stored_rho, artifacts, "density matrix")
+    if rho is not None:
+        rep.rho, rep.rho_method = rho
+        # The stored estimate is the fidelity of this very matrix; the report shows it, never recomputes it.
+        fidelity = rows["bell_fidelity"][0].value
+        rep.rho_fidelity = fidelity if math.isfinite(fidelity) else None
+    logical, rep.logical_note = _read(stored_logical, artifacts, "logical memories")
+    rep.logical = logical or []
     rep.plob = plob_point(summary["metrics"])
     rep.instruments = instrument_rows(release.provenance)
     return rep
@@ -426,8 +379,6 @@ def verdict_counts(reports: list[ProfileReport]) -> dict[str, int]:
 
 def release_verdict(reports: list[ProfileReport]) -> str:
     """Return the release's headline verdict: the worst of the profiles' verdicts."""
-    from harness.gate import overall_verdict
-
     return str(overall_verdict(Verdict(r.verdict) for r in reports)) if reports else str(Verdict.ERROR)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import math
 import re
+from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.report.data import LogicalPoint, PlobPoint, Trend
+from harness.report.data import Band, LogicalPoint, PlobPoint, Trend, TrendPoint
+from harness.report.text import fmt_number, interval_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,20 +44,6 @@ BAND_COLOUR = "#8c959f"
 
 _W, _H = 380, 200
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 30, 46
-
-
-def fmt_number(x: float | None, digits: int = 5) -> str:
-    """Return a number with `digits` significant digits, fixed-point unless tiny or huge ('n/a' for None/NaN)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    x = float(x)
-    if x == 0 or not math.isfinite(x) or not 1e-4 <= abs(x) < 1e6:
-        return f"{x:.{digits}g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{decimals}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def _tick_labels(ticks: np.ndarray) -> list[str]:
@@ -117,66 +105,68 @@ def verdict_shape(verdict: str | None) -> str:
     return VERDICT_MARKERS.get(verdict, "hollow")
 
 
-def trend_svg(trend: Trend) -> str:
-    """Return an inline SVG (no XML prolog) of a metric across builds: intervals, baseline band, tolerance limit."""
-    w, h = _W, _H
-    x0, x1, y0, y1 = _LEFT, w - _RIGHT, _TOP, h - _BOTTOM
-    unit = f" [{trend.unit}]" if trend.unit else ""
-    title = f"{trend.metric}{unit}"
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-        f'role="img" font-family="sans-serif" font-size="10">',
-        f"<title>Trend of {escape(trend.metric)} across builds of {escape(trend.profile)}</title>",
-        f'<rect x="0" y="0" width="{w}" height="{h}" fill="#ffffff"/>',
-        f'<text x="{x0}" y="14" font-size="11" font-weight="bold">{escape(title)}</text>',
-    ]
-    if not trend.points:
-        out.append(f'<text x="{(x0 + x1) / 2}" y="{(y0 + y1) / 2}" text-anchor="middle">no data</text></svg>')
-        return "".join(out)
-    lo, hi, show_limit = _y_range(trend)
+@dataclass(frozen=True)
+class _Frame:
+    """The plot box of a trend in px (x0..x1 left to right, y0..y1 top to bottom) and the value range it spans."""
 
-    def ymap(v: float) -> float:
-        return y1 - (v - lo) / (hi - lo) * (y1 - y0)
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    lo: float
+    hi: float
 
-    n = max(len(trend.builds), 1)
-    step = (x1 - x0) / n
-    xpos = {b: x0 + step * (i + 0.5) for i, b in enumerate(trend.builds)}
+    def y(self, v: float) -> float:
+        """Return the pixel row of value v."""
+        return self.y1 - (v - self.lo) / (self.hi - self.lo) * (self.y1 - self.y0)
 
+
+def _y_axis(frame: _Frame) -> list[str]:
+    """Return the horizontal grid lines and value labels of a trend."""
     from matplotlib.ticker import MaxNLocator
 
-    ticks = np.asarray(MaxNLocator(5).tick_values(lo, hi))
-    ticks = ticks[(ticks >= lo) & (ticks <= hi)]
+    ticks = np.asarray(MaxNLocator(5).tick_values(frame.lo, frame.hi))
+    ticks = ticks[(ticks >= frame.lo) & (ticks <= frame.hi)]
+    out = []
     for t, label in zip(ticks, _tick_labels(ticks), strict=True):
-        y = ymap(float(t))
-        out.append(f'<line x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de" stroke-width="0.6"/>')
-        out.append(f'<text x="{x0 - 4}" y="{y + 3:.1f}" text-anchor="end">{escape(label)}</text>')
-    band = trend.band
-    if band is not None:
-        ya, yb = ymap(band.ci_high), ymap(band.ci_low)
+        y = frame.y(float(t))
         out.append(
-            f'<rect class="band" x="{x0}" y="{ya:.1f}" width="{x1 - x0}" height="{max(yb - ya, 0.8):.1f}" '
-            f'fill="{BAND_COLOUR}" fill-opacity="0.3"><title>baseline {escape(band.build or "")}: '
-            f"{fmt_number(band.value)} [{fmt_number(band.ci_low)}, {fmt_number(band.ci_high)}]</title></rect>"
+            f'<line x1="{frame.x0}" x2="{frame.x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de" stroke-width="0.6"/>'
         )
-        yv = ymap(band.value)
+        out.append(f'<text x="{frame.x0 - 4}" y="{y + 3:.1f}" text-anchor="end">{escape(label)}</text>')
+    return out
+
+
+def _band_svg(band: Band, frame: _Frame, show_limit: bool) -> list[str]:
+    """Return the baseline band, its value line and the tolerance limit (a line in range, else a note)."""
+    x0, x1 = frame.x0, frame.x1
+    ya, yb, yv = frame.y(band.ci_high), frame.y(band.ci_low), frame.y(band.value)
+    out = [
+        f'<rect class="band" x="{x0}" y="{ya:.1f}" width="{x1 - x0}" height="{max(yb - ya, 0.8):.1f}" '
+        f'fill="{BAND_COLOUR}" fill-opacity="0.3"><title>baseline {escape(band.build or "")}: '
+        f"{interval_text(band.value, band.ci_low, band.ci_high)}</title></rect>",
+        f'<line x1="{x0}" x2="{x1}" y1="{yv:.1f}" y2="{yv:.1f}" stroke="{BAND_COLOUR}" stroke-dasharray="5,3"/>',
+    ]
+    if band.limit is not None and show_limit:
+        yl = frame.y(band.limit)
         out.append(
-            f'<line x1="{x0}" x2="{x1}" y1="{yv:.1f}" y2="{yv:.1f}" stroke="{BAND_COLOUR}" stroke-dasharray="5,3"/>'
+            f'<line class="limit" x1="{x0}" x2="{x1}" y1="{yl:.1f}" y2="{yl:.1f}" stroke="#cf222e" '
+            f'stroke-width="0.9" stroke-dasharray="2,2"><title>tolerance limit {fmt_number(band.limit)}</title>'
+            "</line>"
         )
-        if band.limit is not None and show_limit:
-            yl = ymap(band.limit)
-            out.append(
-                f'<line class="limit" x1="{x0}" x2="{x1}" y1="{yl:.1f}" y2="{yl:.1f}" stroke="#cf222e" '
-                f'stroke-width="0.9" stroke-dasharray="2,2"><title>tolerance limit {fmt_number(band.limit)}</title>'
-                "</line>"
-            )
-        elif band.limit is not None:
-            arrow = "↓" if band.limit < lo else "↑"
-            out.append(
-                f'<text class="limit-note" x="{x1}" y="{y0 - 4}" text-anchor="end" font-size="9" fill="#cf222e">'
-                f"limit {fmt_number(band.limit)} {arrow}</text>"
-            )
-    out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="none" stroke="#57606a"/>')
-    rotate = n > 4 or max(len(b) for b in trend.builds) > 8
+    elif band.limit is not None:
+        arrow = "↓" if band.limit < frame.lo else "↑"
+        out.append(
+            f'<text class="limit-note" x="{x1}" y="{frame.y0 - 4}" text-anchor="end" font-size="9" fill="#cf222e">'
+            f"limit {fmt_number(band.limit)} {arrow}</text>"
+        )
+    return out
+
+
+def _build_labels(trend: Trend, xpos: dict[str, float], y1: float) -> list[str]:
+    """Return the build names under a trend's x axis (slanted when many or long; the release build in bold)."""
+    rotate = len(xpos) > 4 or max(len(b) for b in xpos) > 8
+    out = []
     for b, x in xpos.items():
         label = b if len(b) <= 14 else b[:13] + "…"
         weight = ' font-weight="bold"' if b == trend.release_build else ""
@@ -190,21 +180,51 @@ def trend_svg(trend: Trend) -> str:
                 f'<text x="{x:.1f}" y="{y1 + 13}" text-anchor="middle"{weight}>{escape(label)}'
                 f"<title>{escape(b)}</title></text>"
             )
-    for p in trend.points:
-        x = xpos[p.build]
-        ya, yb, yv = ymap(p.ci_high), ymap(p.ci_low), ymap(p.value)
-        out.append(
-            f'<path d="M{x:.1f},{ya:.1f}V{yb:.1f}M{x - 4:.1f},{ya:.1f}H{x + 4:.1f}M{x - 4:.1f},{yb:.1f}H{x + 4:.1f}" '
-            'stroke="#24292f" stroke-width="1" fill="none"/>'
-        )
-        verdict = p.verdict or "NO_BASELINE"
-        colour = VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["NO_BASELINE"])
-        r = 5.0 if p.build == trend.release_build else 3.8
-        tip = (
-            f"<title>{escape(p.build)}: {fmt_number(p.value)} [{fmt_number(p.ci_low)}, {fmt_number(p.ci_high)}]"
-            f"{escape(unit)} {escape(verdict)}</title>"
-        )
-        out.append(f"<g>{_marker(verdict_shape(p.verdict), x, yv, r, colour)}{tip}</g>")
+    return out
+
+
+def _point_svg(trend: Trend, p: TrendPoint, x: float, frame: _Frame, unit: str) -> str:
+    """Return one build's interval bar and verdict marker, with a tooltip of its estimate."""
+    ya, yb, yv = frame.y(p.ci_high), frame.y(p.ci_low), frame.y(p.value)
+    bar = (
+        f'<path d="M{x:.1f},{ya:.1f}V{yb:.1f}M{x - 4:.1f},{ya:.1f}H{x + 4:.1f}M{x - 4:.1f},{yb:.1f}H{x + 4:.1f}" '
+        'stroke="#24292f" stroke-width="1" fill="none"/>'
+    )
+    verdict = p.verdict or "NO_BASELINE"
+    colour = VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["NO_BASELINE"])
+    r = 5.0 if p.build == trend.release_build else 3.8
+    tip = (
+        f"<title>{escape(p.build)}: {interval_text(p.value, p.ci_low, p.ci_high)}"
+        f"{escape(unit)} {escape(verdict)}</title>"
+    )
+    return f"{bar}<g>{_marker(verdict_shape(p.verdict), x, yv, r, colour)}{tip}</g>"
+
+
+def trend_svg(trend: Trend) -> str:
+    """Return an inline SVG (no XML prolog) of a metric across builds: intervals, baseline band, tolerance limit."""
+    w, h = _W, _H
+    x0, x1, y0, y1 = _LEFT, w - _RIGHT, _TOP, h - _BOTTOM
+    unit = f" [{trend.unit}]" if trend.unit else ""
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" font-family="sans-serif" font-size="10">',
+        f"<title>Trend of {escape(trend.metric)} across builds of {escape(trend.profile)}</title>",
+        f'<rect x="0" y="0" width="{w}" height="{h}" fill="#ffffff"/>',
+        f'<text x="{x0}" y="14" font-size="11" font-weight="bold">{escape(trend.metric + unit)}</text>',
+    ]
+    if not trend.points:
+        out.append(f'<text x="{(x0 + x1) / 2}" y="{(y0 + y1) / 2}" text-anchor="middle">no data</text></svg>')
+        return "".join(out)
+    lo, hi, show_limit = _y_range(trend)
+    frame = _Frame(x0, x1, y0, y1, lo, hi)
+    step = (x1 - x0) / max(len(trend.builds), 1)
+    xpos = {b: x0 + step * (i + 0.5) for i, b in enumerate(trend.builds)}
+    out += _y_axis(frame)
+    if trend.band is not None:
+        out += _band_svg(trend.band, frame, show_limit)
+    out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="none" stroke="#57606a"/>')
+    out += _build_labels(trend, xpos, y1)
+    out += [_point_svg(trend, p, xpos[p.build], frame, unit) for p in trend.points]
     out.append("</svg>")
     return "".join(out)
 

@@ -2,7 +2,8 @@
 
 Every candidate run holds bell raw records sampled from a known two-qubit state, rate and logical raw
 records, and metrics estimated from those records (bootstrap or Wilson intervals) and gated against the
-previous build with harness.gate.evaluate, exactly as a session stores them.
+previous build with harness.gate.evaluate, exactly as a session stores them: with the analysis products
+(the reconstructed density matrix, the logical memories with their Wilson intervals) in the rows' details.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis.capacities import bbm92_key_fraction, plob_bound
-from harness.analysis.intervals import make_estimate, proportion_estimate
+from harness.analysis.intervals import make_estimate, proportion_estimate, wilson_interval
 from harness.analysis.measures import chsh_max, coherent_information, concurrence, qber, state_fidelity
 from harness.analysis.tomography import state_tomography
 from harness.gate import Tolerance, Verdict, evaluate, overall_verdict
@@ -163,8 +164,24 @@ class ReleaseStore:
         return self.runs[profile, RELEASE]
 
 
-def _measure(profile: str, build: str, rng: np.random.Generator) -> tuple[dict, dict[str, Estimate], Physics]:
-    """Return raw payloads per protocol and the estimates of one build's measurement."""
+def _rho_artifacts(rho: np.ndarray) -> dict:
+    """Return the stored products of bell_fidelity: the reconstructed density matrix and how it was obtained."""
+    return {
+        "rho": {"real": rho.real.tolist(), "imag": rho.imag.tolist()},
+        "method": "linear inversion with projection to the nearest density matrix",
+    }
+
+
+def _memory_artifact(memory: dict) -> dict:
+    """Return the stored form of one memory run: its counts, p_fail and the Wilson 95% interval of p_fail."""
+    low, high = wilson_interval(memory["errors"], memory["shots"])
+    return {**memory, "p_fail": memory["errors"] / memory["shots"], "ci_low": float(low), "ci_high": float(high)}
+
+
+def _measure(
+    profile: str, build: str, rng: np.random.Generator
+) -> tuple[dict, dict[str, Estimate], dict[str, dict], Physics]:
+    """Return raw payloads per protocol, the estimates and the stored analysis products of one build's measurement."""
     ph = physics_of(profile, build)
     probs = born_probabilities(ph.rho())
     bell = [rng.multinomial(N_PER_SETTING, probs) for _ in range(2)]  # two pooled re-measurements
@@ -215,12 +232,14 @@ def _measure(profile: str, build: str, rng: np.random.Generator) -> tuple[dict, 
     ):
         est[name] = _normal(name, truth - 2 * ph.dephasing + rng.normal(0, se), se, 64_000)
     memories = []
+    artifacts = {"bell_fidelity": _rho_artifacts(rho_hat)}
     for fam, d in CODES:
         p_l = P_LOGICAL[fam, d]
         errors = int(rng.binomial(SHOTS, p_l))
         memories.append(
             {"code": f"{fam}_d{d}", "basis": "Z", "distance": d, "rounds": d, "shots": SHOTS, "errors": errors}
         )
+        artifacts[f"logical_success_{fam}_d{d}"] = {"memories": [_memory_artifact(memories[-1])]}
         succ = proportion_estimate(f"logical_success_{fam}_d{d}", SHOTS - errors, SHOTS)
         est[f"logical_success_{fam}_d{d}"] = succ
         per_round = proportion_estimate(f"logical_error_per_round_{fam}_d{d}", errors, SHOTS)
@@ -257,7 +276,7 @@ def _measure(profile: str, build: str, rng: np.random.Generator) -> tuple[dict, 
             }
         ],
     }
-    return raw, est, ph
+    return raw, est, artifacts, ph
 
 
 def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
@@ -269,7 +288,7 @@ def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
         estimates: dict[tuple[str, str], dict[str, Estimate]] = {}
         for build in INSERT_ORDER:
             for profile in PROFILES:
-                raw, est, ph = _measure(profile, build, rng)
+                raw, est, artifacts, ph = _measure(profile, build, rng)
                 estimates[profile, build] = est
                 i = BUILDS.index(build)
                 baseline_build = BUILDS[i - 1] if i > 0 else None
@@ -309,7 +328,8 @@ def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
                 base = estimates.get((profile, baseline_build), {}) if baseline_build else {}
                 comps = evaluate(est, base, TOLERANCES, alpha=0.05)
                 for name, comp in comps.items():
-                    store.add_metric(run_id, name, est[name], str(comp.verdict), comp.to_dict())
+                    detail = comp.to_dict() | ({"artifacts": artifacts[name]} if name in artifacts else {})
+                    store.add_metric(run_id, name, est[name], str(comp.verdict), detail)
                 top = overall_verdict(c.verdict for c in comps.values())
                 store.finish_run(run_id, "failed" if top is Verdict.REGRESSION else "passed")
                 counts = np.sum([np.asarray(p["counts"]) for p in raw["bell"]], axis=0)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from functools import reduce
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import pytest
 from report_store import BUILDS, INSERT_ORDER, PROFILES, REGRESSED, RELEASE, ReleaseStore
 
 from harness.analysis.measures import state_fidelity
+from harness.metrics import Direction, Estimate
+from harness.records import TomographyCounts
 from harness.report import build_report, order_builds
-from harness.report.data import collect_profile, pooled_bell_counts, pooled_payloads
-from harness.report.plots import fmt_number
+from harness.report.data import collect_profile
+from harness.report.text import fmt_number
 from harness.store import RunRow, Store
 from harness.summary import run_summary
 
@@ -180,13 +183,17 @@ def test_trends_are_in_version_order_with_the_stored_points(release_store: Relea
             assert 'class="band"' in svg
 
 
-def test_bell_state_logical_and_plob_from_raw_records(release_store: ReleaseStore, parsed: tuple) -> None:
+def test_bell_state_logical_and_plob_from_stored_products(release_store: ReleaseStore, parsed: tuple) -> None:
     _, html = parsed
     with Store(release_store.path) as store:
         for profile in PROFILES:
             truth = release_store.release(profile)
-            records = store.raw_records(truth.run_id)
-            _settings, counts, duration = pooled_bell_counts(pooled_payloads(records, "bell"))
+            payloads = [r["payload"] for r in store.raw_records(truth.run_id) if r["protocol"] == "bell"]
+            bell = reduce(
+                TomographyCounts.__add__,
+                (TomographyCounts(tuple(p["settings"]), p["counts"], p["duration_s"]) for p in payloads),
+            )
+            counts, duration = bell.counts, bell.duration_s
             assert np.array_equal(counts, truth.counts)  # both records pooled
             assert duration == pytest.approx(0.1)
             rep = collect_profile(store, profile)
@@ -214,6 +221,57 @@ def test_bell_state_logical_and_plob_from_raw_records(release_store: ReleaseStor
             assert f'<span class="plob-value">{fmt_number(want_y)}</span>' in html
     for needle in ("Re ρ", "Im ρ", "code distance d", "ebits per channel use", "PLOB bound"):
         assert html.count(needle) >= len(PROFILES), needle
+
+
+def _one_run_store(path: Path, details: dict[str, dict | None]) -> None:
+    """Write one finished candidate run whose metric rows carry the given details (an older store has none)."""
+    with Store(path) as store:
+        run_id = store.start_run(
+            profile="old",
+            profile_hash="sha256:old",
+            build="1.0.0",
+            baseline_build=None,
+            seed=1,
+            budget="quick",
+            provenance={"role": "candidate"},
+        )
+        for name, detail in details.items():
+            est = Estimate(0.99, 0.98, 0.995, 1000, "", Direction.HIGHER)
+            store.add_metric(run_id, name, est, "NO_BASELINE", detail)
+        store.finish_run(run_id, "passed")
+
+
+def _figure_text(html: str, cls: str) -> str:
+    return re.search(rf'<figure class="{cls}">(.*?)</figure>', html, re.S).group(1)
+
+
+def test_a_run_without_stored_products_says_so_where_the_plots_would_be(tmp_path: Path) -> None:
+    _one_run_store(tmp_path / "old.db", {"bell_fidelity": None, "logical_success_surface_d3": {"verdict": "PASS"}})
+    with Store(tmp_path / "old.db") as store:
+        rep = collect_profile(store, "old")
+        assert rep.rho is None and rep.rho_fidelity is None and rep.logical == []
+        html = build_report(store, "1.0.0", tmp_path / "r").index_html.read_text()
+    for cls in ("rho", "logical"):
+        figure = _figure_text(html, cls)
+        assert "not recorded in this run" in figure and "<svg" not in figure, cls
+
+
+def test_an_unreadable_stored_product_costs_only_its_own_plot(tmp_path: Path) -> None:
+    memory = {"code": "surface_d3", "basis": "Z", "distance": 3, "rounds": 3, "shots": 100, "errors": 1}
+    memory |= {"p_fail": 0.01, "ci_low": 0.002, "ci_high": 0.05}
+    _one_run_store(
+        tmp_path / "bad.db",
+        {
+            "bell_fidelity": {"artifacts": {"rho": {"real": [[1.0]], "imag": [[0.0]]}, "method": "m"}},
+            "logical_success_surface_d3": {"artifacts": {"memories": [memory]}},
+        },
+    )
+    with Store(tmp_path / "bad.db") as store:
+        rep = collect_profile(store, "old")
+    assert rep.rho is None and "unreadable" in rep.rho_note and "(4, 4)" in rep.rho_note
+    assert [(p.family, p.distance, p.rate, p.ci_low, p.ci_high) for p in rep.logical] == [
+        ("surface", 3, 0.01, 0.002, 0.05)
+    ]
 
 
 def test_provenance_table(release_store: ReleaseStore, parsed: tuple) -> None:

@@ -21,7 +21,7 @@ import harness.cli.report  # noqa: F401 - registers the report command
 from harness.cli.app import app
 from harness.report import order_builds, trend_plot_png, trend_plot_svg, write_allure_environment
 from harness.report.data import ReportError
-from harness.report.plots import fmt_number
+from harness.report.text import fmt_number
 from harness.store import Store
 
 runner = CliRunner()
