@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
@@ -82,9 +82,10 @@ class Tolerance:
         return max(self.absolute, rel)
 
 
-def format_interval(value: float, ci_low: float, ci_high: float, fmt: str = ".4g") -> str:
-    """Return "value [low, high]" with each number in format `fmt` (the one way the harness prints an interval)."""
-    return f"{value:{fmt}} [{ci_low:{fmt}}, {ci_high:{fmt}}]"
+def format_interval(value: float, ci_low: float, ci_high: float, fmt: str | Callable[[float], str] = ".4g") -> str:
+    """Return "value [low, high]", each number through a format spec or a formatter (the one way intervals print)."""
+    text = fmt if callable(fmt) else (lambda x: f"{x:{fmt}}")
+    return f"{text(value)} [{text(ci_low)}, {text(ci_high)}]"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from harness.metrics import format_interval
+
 
 def fmt_number(x: float | None, digits: int = 5) -> str:
     """Return a number with `digits` significant digits, fixed-point unless tiny or huge ('n/a' for None/NaN)."""
@@ -28,4 +30,4 @@ def interval_text(value: float | None, ci_low: float | None, ci_high: float | No
     """Return 'value [ci_low, ci_high]' with fmt_number's digits ('n/a' when there is no value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{fmt_number(value)} {bracket_text(ci_low, ci_high)}"
+    return format_interval(value, ci_low, ci_high, fmt_number)
