@@ -33,6 +33,7 @@ The PASS test is the REGRESSION test applied to the successes: p1 - p0 < margin 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,11 +165,14 @@ def _binom_at_least(k: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
     return np.where(k <= 0, 1.0, np.where(k > n, 0.0, bdtrc(kk, n, p)))
 
 
-def _exceedance(x1_range: np.ndarray, x0_range: np.ndarray, n1: int, n0: int, margin: float, t_obs: float):
+def _exceedance(
+    x1_range: np.ndarray, x0_range: np.ndarray, n1: int, n0: int, margin: float, t_obs: float
+) -> Callable[[np.ndarray], np.ndarray]:
     """Return p0 (array) -> P(outcome in the rejection region | p0, p1 = p0 + margin) for each p0."""
     thresholds = _region_thresholds(x1_range, x0_range, n1, n0, margin, t_obs)
 
     def prob(p0: np.ndarray) -> np.ndarray:
+        """Return the rejection probability at each baseline rate p0."""
         p0 = np.atleast_1d(np.asarray(p0, dtype=float))[:, None]
         q = np.clip(p0 + margin, 0.0, 1.0)
         inside = np.sum(_binom_pmf(x0_range[None, :], n0, p0) * _binom_at_least(thresholds[None, :], n1, q), axis=1)

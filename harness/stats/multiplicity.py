@@ -76,6 +76,7 @@ class Graph:
     transitions: tuple[tuple[float, ...], ...]
 
     def __post_init__(self) -> None:
+        """Validate and normalise the weights and transitions to tuples of floats."""
         w = np.asarray(self.weights, dtype=float)
         g = np.asarray(self.transitions, dtype=float)
         m = w.size
@@ -145,6 +146,7 @@ class Gatekeeping:
     weights: tuple[float, ...] | None = None  # relative weights within each stage; equal when None
 
     def __post_init__(self) -> None:
+        """Validate the primary flags and the relative weights."""
         object.__setattr__(self, "primary", tuple(bool(x) for x in self.primary))
         if self.weights is not None:
             if len(self.weights) != len(self.primary) or any(x <= 0 for x in self.weights):

@@ -290,6 +290,7 @@ class SequentialDesign:
     fractions: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
+        """Validate alpha and the planned fractions (strictly increasing, ending at 1)."""
         object.__setattr__(self, "spending", Spending(self.spending))
         object.__setattr__(self, "fractions", _check_fractions(self.fractions))
         if self.fractions[-1] != 1.0:
