@@ -10,10 +10,10 @@ Boundaries. A spending function alpha(t) says how much type I error may have bee
 At look k the boundary c_k solves P(Z_1 < c_1, ..., Z_{k-1} < c_{k-1}, Z_k >= c_k) = alpha(t_k) - alpha(t_{k-1})
 under the null (theta = 0), computed by the recursive numerical integration of Armitage, McPherson and Rowe in the
 form of Jennison & Turnbull (2000, ch. 19): the sub-density of Z_k on the continuation region is carried on a grid
-and integrated with Simpson's rule (error well below 1e-6 in alpha). Boundaries are cached. Because c_k depends only
-on t_1..t_k, looks may come at unplanned fractions. When the looks stop before the planned maximum (the budget cap
-is reached early, or the caller decides this look is the last), the final look spends all that is left, so the
-total error is alpha whatever the number of looks.
+and integrated with Simpson's rule (it agrees with scipy's multivariate normal CDF to 1e-7). Boundaries are cached.
+Because c_k depends only on t_1..t_k, looks may come at unplanned fractions. When the looks stop before the planned
+maximum (the budget cap is reached early, or the caller decides this look is the last), the final look spends all
+that is left, so the total error is alpha whatever the number of looks. Every boundary falls as alpha grows.
 
 Two one-sided tests per metric, with z_reg = (worse - tol) / se:
   REGRESSION rejects H0: worse <= tol when z_reg crosses c_k;

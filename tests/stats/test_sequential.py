@@ -161,6 +161,17 @@ def test_observed_fractions_from_standard_errors() -> None:
     assert got.boundaries == boundaries([0.3, 0.55], 0.05, Spending.POCOCK)
 
 
+@pytest.mark.parametrize("spending", list(Spending))
+def test_boundaries_fall_as_alpha_grows(spending: Spending) -> None:
+    """Every look's boundary is non-increasing in alpha (the graphical sequential procedures rely on it)."""
+    alphas = np.geomspace(1e-4, 0.05, 25)
+    for k in (2, 3, 5):
+        for final in (False, True):
+            b = np.array([boundaries((*doubling_fractions(k)[:-1], 0.75), a, spending, final=final) for a in alphas])
+            b = np.where(np.isinf(b), 1e9, b)
+            assert np.all(np.diff(b, axis=0) <= 1e-9)
+
+
 def test_bad_inputs_are_rejected() -> None:
     """Fractions must increase and stay below 1 before the last look; alpha must be below one half."""
     with pytest.raises(ValueError, match="strictly increasing"):
