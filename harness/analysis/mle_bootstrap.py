@@ -52,7 +52,8 @@ def bootstrap_fit(
     empty = reps.reshape(n_boot, *base.shape[: base.ndim - len(scheme.counts_shape)], -1).sum(axis=-1) == 0
     if np.any(empty):
         reps[empty] = base[np.newaxis].repeat(n_boot, axis=0)[empty].round()
-    return BootstrapFits(point, fit_tomography(scheme, reps, **fit_kwargs))  # type: ignore[arg-type]
+    start = point.rho * point.intensity[..., None, None]  # warm start: replicates lie near the point estimate
+    return BootstrapFits(point, fit_tomography(scheme, reps, start=start, **fit_kwargs))  # type: ignore[arg-type]
 
 
 def _estimate(name: str, point: float, samples: np.ndarray, n: int, confidence: float, **spec: object) -> Estimate:

