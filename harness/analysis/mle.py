@@ -173,6 +173,18 @@ def _gap(prob: _Problem, t: np.ndarray, rows: np.ndarray, w: np.ndarray, lam: np
 
 
 _T_BASES = {2: _t_basis(2), 4: _t_basis(4)}
+# The solver works in a fixed generic basis U (seeded, so fits are reproducible): near-Bell states have Bell-state
+# null vectors, which in the computational basis zero a middle Cholesky pivot and leave a flat valley in T
+# where Newton crawls; in a generic basis the zero pivots come last and convergence stays quadratic.
+_FRAME = np.linalg.qr(np.random.default_rng(20011023).normal(size=(4, 4, 2)) @ np.array([1, 1j]))[0]
+
+
+def _to_frame(x: np.ndarray) -> np.ndarray:
+    return _FRAME.conj().T @ x @ _FRAME
+
+
+def _from_frame(x: np.ndarray) -> np.ndarray:
+    return _FRAME @ x @ _FRAME.conj().T
 
 
 def _line_search(prob: _Problem, t: np.ndarray, rows: np.ndarray, step: np.ndarray, slope, nu) -> tuple:
@@ -193,6 +205,18 @@ def _line_search(prob: _Problem, t: np.ndarray, rows: np.ndarray, step: np.ndarr
         if not len(todo):
             break
         alpha[todo] *= 0.5
+    # A pivot of T heading for zero shrinks only by half per Newton step (f is quartic in it there): where the
+    # full step was accepted, try longer ones while the merit keeps falling.
+    grow = np.flatnonzero(moved & (alpha == 1.0))
+    best = _merit(prob, new[grow], rows[grow], nu[grow]) if len(grow) else np.zeros(0)
+    for k in (2.0, 4.0, 8.0):
+        if not len(grow):
+            break
+        trial = t[grow] + k * step[grow]
+        m1 = _merit(prob, trial, rows[grow], nu[grow])
+        better = m1 < best - 1e-13 * prob.total[rows[grow]]
+        new[grow[better]], best = trial[better], m1[better]
+        grow = grow[better]
     return new, moved
 
 
@@ -256,7 +280,7 @@ def _least_squares(prob: _Problem) -> np.ndarray:
 def _start(prob: _Problem, process: bool, x: np.ndarray | None = None) -> np.ndarray:
     """Return starting parameters t0: `x` (or the linear inversion) made positive and mixed with the identity."""
     mix = 0.1 if x is None else 0.02  # a full-rank start keeps Newton off the saddles of T at rank-deficient X
-    x = _least_squares(prob) if x is None else x
+    x = _least_squares(prob) if x is None else _to_frame(x)
     d = x.shape[-1]
     lam, v = np.linalg.eigh(x)
     lam = np.clip(lam, 0.0, None)
@@ -265,7 +289,7 @@ def _start(prob: _Problem, process: bool, x: np.ndarray | None = None) -> np.nda
     lam = (1 - mix) * lam + mix * total[:, None] / d
     x0 = np.einsum("bik,bk,bjk->bij", v, lam, v.conj())
     if process:
-        x0 = _tp_normalise(x0)
+        x0 = _to_frame(_tp_normalise(_from_frame(x0)))
     T = np.linalg.cholesky(x0)
     rows, cols = np.tril_indices(d, -1)
     diag = np.real(np.einsum("bii->bi", T))
@@ -343,8 +367,9 @@ def _problem(scheme: Scheme, counts: np.ndarray, accidentals, intensities, effic
         raise AnalysisError(
             f"intensities {rel.shape} / accidentals {acc.shape} do not fit counts {counts.shape}"
         ) from None
-    ops = scheme.operators().reshape(-1, *scheme.operators().shape[-2:])
+    ops = _to_frame(scheme.operators().reshape(-1, *scheme.operators().shape[-2:]))
     cons = np.array([np.kron(s, np.eye(2)) for s in (SX, SY, SZ)]) if scheme.is_process else np.zeros((0, 4, 4))
+    cons = _to_frame(cons)
     m = int(np.prod(shape))
     return _Problem(
         ops, _quadratic_forms(ops), c.reshape(-1, m).copy(), a.reshape(-1, m).copy(), counts.reshape(-1, m),
@@ -355,7 +380,7 @@ def _problem(scheme: Scheme, counts: np.ndarray, accidentals, intensities, effic
 def _finish(scheme: Scheme, prob: _Problem, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = prob.ops.shape[-1]
     T = np.einsum("bk,kij->bij", t, _T_BASES[d])
-    x = T @ np.swapaxes(T.conj(), 1, 2)
+    x = _from_frame(T @ np.swapaxes(T.conj(), 1, 2))
     if scheme.is_process:
         x = _tp_normalise(x)
     tr = np.real(np.einsum("bii->b", x))
@@ -399,7 +424,7 @@ def fit_tomography(
         rows = np.arange(len(t))
         rho, inten = _finish(scheme, sub, t)
         k = 2.0 if scheme.is_process else 1.0
-        mu = sub.c * np.real(np.einsum("bij,mji->bm", rho, sub.ops)) * (inten * k)[:, None] + sub.a
+        mu = sub.c * np.real(np.einsum("bij,mji->bm", rho, _from_frame(sub.ops))) * (inten * k)[:, None] + sub.a
         nll = _phi(mu, sub.n, objective)[0].sum(axis=1)
         parts.append((rho, inten, mu, nll, gap, iters, ok, rows))
     cat = [np.concatenate([p[i] for p in parts]) for i in range(7)]
@@ -417,7 +442,7 @@ def linear_inversion(
     check_complete(scheme)
     data = _as_data(scheme, counts)
     lead = data.shape[: data.ndim - len(scheme.counts_shape)]
-    x = _least_squares(_problem(scheme, data, accidentals, intensities, efficiencies, "poisson"))
+    x = _from_frame(_least_squares(_problem(scheme, data, accidentals, intensities, efficiencies, "poisson")))
     k = 2.0 if scheme.is_process else 1.0
     x = k * x / np.real(np.einsum("bii->b", x))[:, None, None]
     return x.reshape(*lead, *x.shape[-2:])

@@ -54,8 +54,10 @@ def test_exact_probabilities_recover_the_state(kind, state):
     scheme = build_scheme(kind)
     rho = STATES[state]
     # A pure state is a rank-deficient optimum, where only the stall rule stops Newton: make it strict.
-    fit = fit_tomography(scheme, 1e5 * probabilities(scheme, rho), stall=1e-13, max_iter=300)
+    counts = 1e5 * probabilities(scheme, rho)
+    fit = fit_tomography(scheme, counts, stall=1e-13, max_iter=300)
     assert fit.converged
+    assert np.allclose(fit.means, counts, rtol=1e-6, atol=1e-6)
     assert np.max(np.abs(fit.rho - rho)) < 1e-6
     assert fit.intensity == pytest.approx(1e5, rel=1e-6)
 
