@@ -9,12 +9,7 @@ import pytest
 
 from harness.analysis import AnalysisError
 from harness.analysis.measures import PHI_PLUS, state_fidelity
-from harness.analysis.mle import (
-    accidentals_from_singles,
-    fit_tomography,
-    intensities_from_singles,
-    linear_inversion,
-)
+from harness.analysis.mle import fit_tomography, linear_inversion
 from harness.analysis.mle_bootstrap import bootstrap_fit, process_estimates, state_estimates
 from harness.analysis.schemes import (
     ANALYSER_ANGLES,
@@ -28,6 +23,7 @@ from harness.analysis.schemes import (
     prepared_vector,
     process_scheme,
 )
+from harness.analysis.singles import accidentals_from_singles, intensities_from_singles
 from harness.metrics import Estimate
 from harness.physics.channels import amplitude_damping_kraus, choi_from_kraus, compose_kraus, depolarizing_kraus
 
