@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import xlogy
 
 from harness.analysis.schemes import Scheme, check_complete
 from harness.analysis.validation import AnalysisError
@@ -99,16 +100,12 @@ class _Problem:
 
 
 def _phi(mu: np.ndarray, n: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-count objective and its first two derivatives in mu (Poisson: half the deviance)."""
-    safe = np.where(mu > 0, mu, 1.0)
-    ratio = np.where(n > 0, n / safe, 0.0)
-    bad = (mu <= 0) & (n > 0)
-    if objective == "poisson":
-        log_term = np.where(n > 0, n * np.log(np.where(n > 0, ratio, 1.0)), 0.0)
-        f, d1, d2 = mu - n + log_term, 1 - ratio, ratio / safe
-    else:
-        f, d1, d2 = (mu - n) ** 2 / safe, 1 - ratio**2, 2 * ratio**2 / safe
-    return np.where(bad, np.inf, f), d1, d2
+    """Per-count objective and its first two derivatives in mu (Poisson: half the deviance); inf where mu = 0 < n."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(n > 0, n / mu, 0.0)
+        if objective == "poisson":
+            return mu - n + xlogy(n, ratio), 1 - ratio, np.where(n > 0, ratio / mu, 0.0)
+        return np.where(n > 0, (mu - n) * (1 - ratio), mu), 1 - ratio**2, np.where(n > 0, 2 * ratio**2 / mu, 0.0)
 
 
 def _means(prob: _Problem, t: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -188,36 +185,35 @@ def _from_frame(x: np.ndarray) -> np.ndarray:
 
 
 def _line_search(prob: _Problem, t: np.ndarray, rows: np.ndarray, step: np.ndarray, slope, nu) -> tuple:
-    """Backtracking Armijo search; return the new parameters and which rows made progress."""
+    """Backtracking Armijo search; return the new parameters, which rows moved, and the merit's decrease."""
     m0 = _merit(prob, t, rows, nu)
-    alpha = np.ones(len(t))
+    alpha, best = np.ones(len(t)), m0.copy()
     todo = np.arange(len(t))
-    moved = np.zeros(len(t), dtype=bool)
     new = t.copy()
     for _ in range(40):
         trial = t[todo] + alpha[todo, None] * step[todo]
         m1 = _merit(prob, trial, rows[todo], nu[todo])
         # The allowance lets Newton finish below the merit's rounding error (~1e-16 x the counts' sum).
         ok = m1 <= m0[todo] + 1e-4 * alpha[todo] * np.minimum(slope[todo], 0.0) + 1e-13 * prob.total[rows[todo]]
-        new[todo[ok]] = trial[ok]
-        moved[todo[ok]] = True
+        new[todo[ok]], best[todo[ok]] = trial[ok], m1[ok]
         todo = todo[~ok]
         if not len(todo):
             break
         alpha[todo] *= 0.5
+    moved = np.ones(len(t), dtype=bool)
+    moved[todo] = False
     # A pivot of T heading for zero shrinks only by half per Newton step (f is quartic in it there): where the
     # full step was accepted, try longer ones while the merit keeps falling.
     grow = np.flatnonzero(moved & (alpha == 1.0))
-    best = _merit(prob, new[grow], rows[grow], nu[grow]) if len(grow) else np.zeros(0)
     for k in (2.0, 4.0, 8.0):
         if not len(grow):
             break
         trial = t[grow] + k * step[grow]
         m1 = _merit(prob, trial, rows[grow], nu[grow])
-        better = m1 < best - 1e-13 * prob.total[rows[grow]]
-        new[grow[better]], best = trial[better], m1[better]
+        better = m1 < best[grow] - 1e-13 * prob.total[rows[grow]]
+        new[grow[better]], best[grow[better]] = trial[better], m1[better]
         grow = grow[better]
-    return new, moved
+    return new, moved, m0 - best
 
 
 def _solve(prob: _Problem, t0: np.ndarray, tol: float, max_iter: int, stall: float = 1e-6) -> tuple:
@@ -238,11 +234,9 @@ def _solve(prob: _Problem, t0: np.ndarray, tol: float, max_iter: int, stall: flo
         active = active[keep]
         if not len(active):
             break
-        before = _merit(prob, t[active], active, nu[keep])
-        new, moved = _line_search(prob, t[active], active, step[keep], slope[keep], nu[keep])
+        new, moved, drop = _line_search(prob, t[active], active, step[keep], slope[keep], nu[keep])
         t[active] = new
         iters[active] += 1
-        drop = before - _merit(prob, new, active, nu[keep])
         slow[active] = np.where(drop < stall, slow[active] + 1, 0)
         ok[active[~moved]] = slow[active[~moved]] >= 1  # no step possible: at the rounding floor
         active = active[moved]
@@ -251,9 +245,10 @@ def _solve(prob: _Problem, t0: np.ndarray, tol: float, max_iter: int, stall: flo
 
 def _pauli_basis(d: int) -> np.ndarray:
     single = [np.eye(2, dtype=complex), SX, SY, SZ]
-    if d == 2:
-        return np.array(single)
-    return np.array([np.kron(a, b) for a in single for b in single])
+    return np.array(single) if d == 2 else np.array([np.kron(a, b) for a in single for b in single])
+
+
+_PAULIS = {2: _pauli_basis(2), 4: _pauli_basis(4)}
 
 
 def _tp_normalise(x: np.ndarray) -> np.ndarray:
@@ -268,7 +263,7 @@ def _tp_normalise(x: np.ndarray) -> np.ndarray:
 def _least_squares(prob: _Problem) -> np.ndarray:
     """Return the unweighted least-squares Hermitian X (B, d, d) of n - a = c Tr(E X) (linear inversion)."""
     d = prob.ops.shape[-1]
-    paulis = _pauli_basis(d)
+    paulis = _PAULIS[d]
     design = np.real(np.einsum("mab,kba->mk", prob.ops, paulis)) / d
     dm = prob.c[:, :, None] * design[None]
     normal = np.swapaxes(dm, 1, 2) @ dm
@@ -279,7 +274,7 @@ def _least_squares(prob: _Problem) -> np.ndarray:
 
 def _start(prob: _Problem, process: bool, x: np.ndarray | None = None) -> np.ndarray:
     """Return starting parameters t0: `x` (or the linear inversion) made positive and mixed with the identity."""
-    mix = 0.1 if x is None else 0.02  # a full-rank start keeps Newton off the saddles of T at rank-deficient X
+    mix = 0.01 if x is None else 0.001  # a full-rank start keeps Newton off the saddles of T at rank-deficient X
     x = _least_squares(prob) if x is None else _to_frame(x)
     d = x.shape[-1]
     lam, v = np.linalg.eigh(x)
@@ -367,14 +362,31 @@ def _problem(scheme: Scheme, counts: np.ndarray, accidentals, intensities, effic
         raise AnalysisError(
             f"intensities {rel.shape} / accidentals {acc.shape} do not fit counts {counts.shape}"
         ) from None
-    ops = _to_frame(scheme.operators().reshape(-1, *scheme.operators().shape[-2:]))
-    cons = np.array([np.kron(s, np.eye(2)) for s in (SX, SY, SZ)]) if scheme.is_process else np.zeros((0, 4, 4))
-    cons = _to_frame(cons)
+    ops, P, cons, cons_p = _compiled(scheme)
     m = int(np.prod(shape))
     return _Problem(
-        ops, _quadratic_forms(ops), c.reshape(-1, m).copy(), a.reshape(-1, m).copy(), counts.reshape(-1, m),
-        cons, _quadratic_forms(cons) if len(cons) else np.zeros((0, 16, 16)), objective,
-    )  # fmt: skip
+        ops, P, c.reshape(-1, m).copy(), a.reshape(-1, m).copy(), counts.reshape(-1, m), cons, cons_p, objective
+    )
+
+
+_COMPILED: dict[bytes, tuple] = {}
+
+
+def _compiled(scheme: Scheme) -> tuple:
+    """Return the scheme's operators and quadratic forms in the solver's basis, checked complete (cached)."""
+    key = scheme.vectors.tobytes() + bytes([scheme.detectors_per_arm])
+    key += b"" if scheme.inputs is None else b"in" + scheme.inputs.tobytes()
+    if key not in _COMPILED:
+        check_complete(scheme)
+        raw = scheme.operators()
+        ops = _to_frame(raw.reshape(-1, *raw.shape[-2:]))
+        cons = np.array([np.kron(s, np.eye(2)) for s in (SX, SY, SZ)]) if scheme.is_process else np.zeros((0, 4, 4))
+        cons = _to_frame(cons)
+        cons_p = _quadratic_forms(cons) if len(cons) else np.zeros((0, 16, 16))
+        if len(_COMPILED) > 64:
+            _COMPILED.clear()
+        _COMPILED[key] = (ops, _quadratic_forms(ops), cons, cons_p)
+    return _COMPILED[key]
 
 
 def _finish(scheme: Scheme, prob: _Problem, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +421,6 @@ def fit_tomography(
     `tol`, `stall`, `max_iter`: stopping rules (module docstring); `start`: optional starting intensity x rho
     (..., d, d), e.g. a previous fit, instead of the linear inversion.
     """
-    check_complete(scheme)
     data = _as_data(scheme, counts)
     lead = data.shape[: data.ndim - len(scheme.counts_shape)]
     prob = _problem(scheme, data, accidentals, intensities, efficiencies, objective)
@@ -439,7 +450,6 @@ def linear_inversion(
     scheme: Scheme, counts: object, *, accidentals: object = None, intensities: object = None, efficiencies=None
 ) -> np.ndarray:
     """Return the least-squares Hermitian estimate (unit trace; trace-2 Choi for processes), maybe not positive."""
-    check_complete(scheme)
     data = _as_data(scheme, counts)
     lead = data.shape[: data.ndim - len(scheme.counts_shape)]
     x = _from_frame(_least_squares(_problem(scheme, data, accidentals, intensities, efficiencies, "poisson")))
