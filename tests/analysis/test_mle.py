@@ -171,7 +171,7 @@ def _quantum_tomography():
     return qt, TomoClass
 
 
-def qt_state(scheme, counts: np.ndarray) -> np.ndarray:
+def qt_state(scheme, counts: np.ndarray, accidentals: bool = False, **kw) -> np.ndarray:
     """QuantumTomography's MLE of the same counts (its Jones vectors need a real first component)."""
     qt, tomo_class = _quantum_tomography()
     v = scheme.vectors[:, :, 0, :]
@@ -183,7 +183,9 @@ def qt_state(scheme, counts: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             c = counts[:, 0] if scheme.detectors_per_arm == 1 else counts
-            rho, _, _ = qt.Tomography().StateTomography(v.reshape(len(v), 4), np.asarray(c, dtype=float))
+            tomo = qt.Tomography()
+            tomo.conf["DoAccidentalCorrection"] = int(accidentals)
+            rho, _, _ = tomo.StateTomography(v.reshape(len(v), 4), np.asarray(c, dtype=float), **kw)
     finally:
         tomo_class.maxlike_fitness = original
     return rho
@@ -201,3 +203,22 @@ def test_agrees_with_quantum_tomography_on_identical_counts(kind):
     poisson = fit_tomography(scheme, counts).rho
     assert np.max(np.abs(poisson - peer)) < 1e-3
     assert abs(state_fidelity(poisson, PSI_I) - state_fidelity(peer, PSI_I)) < 1e-4
+
+
+def test_accidentals_efficiencies_and_drift_match_quantum_tomography():
+    rng = np.random.default_rng(4)
+    scheme = build_scheme("pauli")
+    rho = STATES["imaginary"]
+    eta = np.array([[0.9, 0.7], [0.8, 1.0]])
+    drift = np.linspace(0.8, 1.2, scheme.n_settings)
+    singles = rng.uniform(3e4, 5e4, size=(scheme.n_settings, 2, 2))
+    duration = np.ones(scheme.n_settings)
+    acc = accidentals_from_singles(scheme, singles, 3e-9, duration)
+    eff = np.kron(eta[0], eta[1])  # the package takes one efficiency per detector pair
+    counts = rng.poisson(3000 * drift[:, None] * eff * probabilities(scheme, rho) + acc).astype(float)
+    ours = fit_tomography(scheme, counts, accidentals=acc, efficiencies=eta, intensities=drift, objective="pearson")
+    # Its singles columns are A+, B+, A-, B- and its coincidence window is in ns, one per detector pair.
+    qt_singles = singles.transpose(0, 2, 1).reshape(scheme.n_settings, 4)
+    kw = {"efficiency": eff, "time": duration, "singles": qt_singles, "window": np.full(4, 3.0), "intensities": drift}
+    peer = qt_state(scheme, counts, accidentals=True, **kw)
+    assert np.max(np.abs(ours.rho - peer)) < 1e-6
