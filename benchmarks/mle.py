@@ -156,7 +156,7 @@ def agreement_rows(n_states: int, shots: float, repeats: int) -> list[dict]:
     return rows
 
 
-def run(replicates: int = 500, n_boot: int = 200, shots: float = 5000, n_states: int = 50, repeats: int = 5) -> Section:
+def run(replicates: int = 500, n_boot: int = 100, shots: float = 5000, n_states: int = 50, repeats: int = 5) -> Section:
     """Run coverage, agreement and speed; return the section."""
     require_quantum_tomography()
     sec = Section("mle", "7. Maximum-likelihood tomography: coverage, agreement with quantum-tomography, speed")

@@ -191,6 +191,37 @@ class Scheme:
         lead = (len(self.inputs),) if self.inputs is not None else ()
         return (*lead, self.n_settings, self.n_outcomes)
 
+    def check_counts(self, counts: object) -> np.ndarray:
+        """Return counts (..., *counts_shape) as floats, or raise AnalysisError (expected counts may be fractional)."""
+        try:
+            arr = np.asarray(counts, dtype=float)
+        except (TypeError, ValueError):
+            raise AnalysisError("counts: not a numeric array") from None
+        k = len(self.counts_shape)
+        if arr.ndim < k or arr.shape[arr.ndim - k :] != self.counts_shape:
+            want = ", ".join(map(str, self.counts_shape))
+            raise AnalysisError(f"counts: wrong shape {arr.shape}, expected (..., {want}) for scheme {self.name!r}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise AnalysisError("counts: must be finite and >= 0")
+        if np.any(arr.sum(axis=tuple(range(arr.ndim - k, arr.ndim))) <= 0):
+            raise AnalysisError("counts: a data set has no counts at all")
+        return arr
+
+    def outcome_efficiencies(self, efficiencies: object = None) -> np.ndarray:
+        """Return (n_outcomes,) products of per-detector efficiencies given as (n_arms, detectors_per_arm)."""
+        eta = np.ones((self.n_arms, self.detectors_per_arm))
+        if efficiencies is not None:
+            eta = np.asarray(efficiencies, dtype=float)
+            if eta.shape != (self.n_arms, self.detectors_per_arm) or not np.all(eta > 0):
+                raise AnalysisError(
+                    f"efficiencies: need positive values of shape (n_arms, detectors_per_arm) = "
+                    f"{(self.n_arms, self.detectors_per_arm)}, got {np.shape(efficiencies)}"
+                )
+        out = np.ones(1)
+        for arm in range(self.n_arms):
+            out = np.multiply.outer(out, eta[arm]).reshape(-1)
+        return out
+
     def projectors(self) -> np.ndarray:
         """Return the measured projectors (n_settings, n_outcomes, 2^n_arms, 2^n_arms), qubit A first."""
         ports = list(itertools.product(range(self.detectors_per_arm), repeat=self.n_arms))
