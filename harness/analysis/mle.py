@@ -183,7 +183,9 @@ def _from_frame(x: np.ndarray) -> np.ndarray:
     return _FRAME @ x @ _FRAME.conj().T
 
 
-def _line_search(prob: _Problem, t: np.ndarray, rows: np.ndarray, step: np.ndarray, slope, nu, m0) -> tuple:
+def _line_search(
+    prob: _Problem, t: np.ndarray, rows: np.ndarray, step: np.ndarray, slope: np.ndarray, nu: np.ndarray, m0: np.ndarray
+) -> tuple:
     """Backtracking Armijo search from merit m0; return the new parameters, which rows moved, the merit's decrease."""
     alpha, best = np.ones(len(t)), m0.copy()
     todo = np.arange(len(t))
@@ -410,7 +412,12 @@ def fit_tomography(
 
 
 def linear_inversion(
-    scheme: Scheme, counts: object, *, accidentals: object = None, intensities: object = None, efficiencies=None
+    scheme: Scheme,
+    counts: object,
+    *,
+    accidentals: object = None,
+    intensities: object = None,
+    efficiencies: object = None,
 ) -> np.ndarray:
     """Return the least-squares Hermitian estimate (unit trace; trace-2 Choi for processes), maybe not positive."""
     data = scheme.check_counts(counts)

@@ -146,7 +146,7 @@ def _projector(v: np.ndarray) -> np.ndarray:
     return np.outer(v, v.conj())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scheme:
     """Analyser settings of a tomography: per setting and arm, the (transmitted, reflected) Jones vectors.
 
