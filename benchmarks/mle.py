@@ -34,7 +34,7 @@ def werner(vec: np.ndarray, fidelity: float) -> np.ndarray:
 
 
 def mid_range_state() -> np.ndarray:
-    """(|HH> + i|VV>)/sqrt2 with 15% dephasing (coherence lost) and 10% white noise: fidelity 0.8 to it."""
+    """(|HH> + i|VV>)/sqrt2 with 15% dephasing (coherence lost) and 10% white noise: fidelity 0.85 to it."""
     pure = np.outer(PSI_I, PSI_I.conj())
     return 0.75 * pure + 0.15 * np.diag(np.diag(pure)) + 0.1 * np.eye(4) / 4
 
@@ -79,7 +79,7 @@ def coverage_rows(replicates: int, n_boot: int, shots: float) -> list[dict]:
         for label, (rho, target) in states.items():
             cov, mean_f, truth, bad = coverage(true_s, fit_s, rho, target, shots, replicates=replicates, n_boot=n_boot)
             fig = f"coverage of 95% fidelity interval: {name}, {label} (mean F_hat {mean_f:.4f}, true {truth:.4f})"
-            r = row(fig, cov, 0.95, cov / 0.95, f"share of {replicates} replicates (non-converged fits {bad:.1%})")
+            r = row(fig, cov, 0.95, cov / 0.95, f"share of {replicates} replicates (non-converged fits {bad:.2%})")
             r["target"] = "0.93-0.97: " + ("met" if 0.93 <= cov <= 0.97 else "MISSED")
             r["met"] = 0.93 <= cov <= 0.97
             rows.append(r)
@@ -135,23 +135,33 @@ def pearson_chi2(scheme: Scheme, counts: np.ndarray, rho: np.ndarray, intensity:
 
 
 def compare_rows(scheme: Scheme, states: list, shots: float, objectives: tuple, rng: np.random.Generator) -> tuple:
-    """Agreement rows of both fitters on identical counts of `states`; return (rows, counts)."""
+    """Agreement rows of both fitters on identical counts of `states`; return (rows, counts).
+
+    Differences are taken over the states where the peer reached its own optimum: its leastsq stops on a relative
+    change of 1.5e-8, which on some near-pure states leaves its chi2 far above the minimum (counted in a row).
+    """
     qt = qt_fitter(scheme)
     counts = np.array([rng.poisson(shots * probabilities(scheme, r)) for r in states]).astype(float)
     peer = [qt(c) for c in counts]
     rho_qt, int_qt = np.array([p[0] for p in peer]), np.array([p[1] for p in peer])
-    rows = []
+    same = fit_tomography(scheme, counts, objective="pearson", max_iter=300)
+    chi2_ours = pearson_chi2(scheme, counts, same.rho, same.intensity)
+    excess = chi2_ours - pearson_chi2(scheme, counts, rho_qt, int_qt)
+    done = excess > -1e-3  # the peer's chi2 is within 1e-3 of ours (or below it)
+    what = f"{scheme.name}, {len(states)} random states, {shots:g} per unit"
+    rows = [
+        row(f"peer stopped short of its own optimum (chi2_qt > chi2_ours + 1e-3): {what}", float(np.sum(~done)),
+            float(len(states)), float(np.mean(~done)), "states (ratio = share)"),
+        row(f"max (chi2_ours - chi2_qt) of the peer's objective: {what}", float(excess.max()), 0.0,
+            float(excess.max()), "chi2 (<= 0: ours as low or lower)"),
+    ]  # fmt: skip
     for objective in objectives:
-        fit = fit_tomography(scheme, counts, objective=objective)
-        d_rho = float(np.max(np.abs(fit.rho - rho_qt)))
-        d_f = float(np.max(np.abs(state_fidelity(fit.rho, PHI_PLUS) - state_fidelity(rho_qt, PHI_PLUS))))
-        what = f"{scheme.name}, {len(states)} random states, {shots:g} per unit, objective={objective}"
-        rows.append(target_row(f"max abs(rho_ours - rho_qt): {what}", d_rho, 0.0, d_rho, "abs", at_most=1e-3))
-        rows.append(target_row(f"max abs(F_ours - F_qt) to Phi+: {what}", d_f, 0.0, d_f, "abs", at_most=1e-4))
-        if objective == "pearson":
-            excess = pearson_chi2(scheme, counts, fit.rho, fit.intensity) - pearson_chi2(scheme, counts, rho_qt, int_qt)
-            fig = f"max (chi2_ours - chi2_qt) of its objective: {what}"
-            rows.append(row(fig, float(excess.max()), 0.0, float(excess.max()), "chi2 (<= 0: ours as low or lower)"))
+        fit = same if objective == "pearson" else fit_tomography(scheme, counts, objective=objective, max_iter=300)
+        d_rho = float(np.max(np.abs(fit.rho - rho_qt)[done]))
+        d_f = float(np.max(np.abs(state_fidelity(fit.rho, PHI_PLUS) - state_fidelity(rho_qt, PHI_PLUS))[done]))
+        fig = f"{what}, objective={objective}, over the {int(done.sum())} states the peer solved"
+        rows.append(target_row(f"max abs(rho_ours - rho_qt): {fig}", d_rho, 0.0, d_rho, "abs", at_most=1e-3))
+        rows.append(target_row(f"max abs(F_ours - F_qt) to Phi+: {fig}", d_f, 0.0, d_f, "abs", at_most=1e-4))
     return rows, counts
 
 
@@ -206,11 +216,15 @@ NOTES = " ".join(
         "sd. The custom scheme simulates the james16 projections set by motorised waveplates with offsets (HWP, QWP)",
         "of (1.5, -1.0) deg on arm A and (-2.0, 1.5) deg on arm B, and the fit is given the same offsets.",
         "Agreement: {n_states} random states (Ginibre of random rank, 2% white noise) per scheme, identical counts",
-        "to both fitters. quantum-tomography 1.2 minimises Pearson's chi^2, sum (mu - n)^2 / mu, with scipy's",
-        "leastsq, not the Poisson likelihood: objective='pearson' checks the model (projectors, intensity,",
-        "conventions) and objective='poisson' (our default) shows the size of the estimator difference, which",
-        "shrinks as 1/shots. The package gets our Jones vectors with the H component made real (its formulas assume",
-        "that). Under numpy >= 2 its `maxlike_fitness` fails on its (M, 1)-shaped accidentals; the benchmark",
+        "to both fitters, at {shots:g} and at ten times as many counts per unit. quantum-tomography 1.2 minimises",
+        "Pearson's chi^2, sum (mu - n)^2 / mu, with scipy's leastsq, not the Poisson likelihood: objective='pearson'",
+        "checks the model (projectors, intensity, conventions), objective='poisson' (our default) shows the",
+        "estimators' difference. For james16, a minimal informationally complete set, both fit the counts exactly",
+        "whenever the linear inversion is positive, so they differ only for estimates on the boundary (near-pure",
+        "states); for the overcomplete pauli set they differ by O(1/counts). Differences are taken over the states",
+        "where the peer reached its own optimum; a row counts the others, where its leastsq (relative tolerance",
+        "1.5e-8) stopped with its chi^2 above the value at our estimate, by orders of magnitude on some near-pure",
+        "states. The package gets our Jones vectors with the H component made real (its formulas assume that). Under numpy >= 2 its `maxlike_fitness` fails on its (M, 1)-shaped accidentals; the benchmark",
         "flattens them, changing nothing else. Speed: median of {repeats} after a warm-up, same counts, both sides",
         "in this process; quantum-tomography's time includes building its input (its normal entry point).",
     ]
