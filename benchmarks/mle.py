@@ -224,8 +224,9 @@ NOTES = " ".join(
         "states); for the overcomplete pauli set they differ by O(1/counts). Differences are taken over the states",
         "where the peer reached its own optimum; a row counts the others, where its leastsq (relative tolerance",
         "1.5e-8) stopped with its chi^2 above the value at our estimate, by orders of magnitude on some near-pure",
-        "states. The package gets our Jones vectors with the H component made real (its formulas assume that). Under numpy >= 2 its `maxlike_fitness` fails on its (M, 1)-shaped accidentals; the benchmark",
-        "flattens them, changing nothing else. Speed: median of {repeats} after a warm-up, same counts, both sides",
+        "states. The package gets our Jones vectors with the H component made real (its formulas assume that).",
+        "Under numpy >= 2 its `maxlike_fitness` fails on its (M, 1)-shaped accidentals; the benchmark flattens",
+        "them, changing nothing else. Speed: median of {repeats} after a warm-up, same counts, both sides",
         "in this process; quantum-tomography's time includes building its input (its normal entry point).",
     ]
 )
