@@ -222,3 +222,13 @@ def test_accidentals_efficiencies_and_drift_match_quantum_tomography():
     kw = {"efficiency": eff, "time": duration, "singles": qt_singles, "window": np.full(4, 3.0), "intensities": drift}
     peer = qt_state(scheme, counts, accidentals=True, **kw)
     assert np.max(np.abs(ours.rho - peer)) < 1e-6
+
+
+def test_process_inputs_and_analysers_with_offsets_are_modelled():
+    choi = choi_from_kraus(compose_kraus(depolarizing_kraus(0.05), amplitude_damping_kraus(0.1)))
+    kw = {"input_offset": Waveplates(1.0, -2.0), "analysis_offset": Waveplates(-1.5, 1.0)}
+    inputs = ("H", "V", Waveplates(22.5, 45), (1, 1j))  # labels, waveplates and a Jones vector mixed
+    true_scheme = process_scheme(inputs=inputs, **kw)
+    counts = 1e4 * probabilities(true_scheme, choi)
+    assert np.max(np.abs(fit_tomography(process_scheme(inputs=inputs, **kw), counts).rho - choi)) < 1e-6
+    assert np.max(np.abs(fit_tomography(process_scheme(inputs=inputs), counts).rho - choi)) > 1e-3
