@@ -1,6 +1,6 @@
 """`python -m benchmarks`: run every benchmark section and write benchmarks/RESULTS.md.
 
-Options: --only a,b / --skip a,b (section keys: tomography, bell, qec, capacities, gate, canary), --smoke (tiny
+Options: --only a,b / --skip a,b (section keys: tomography, bell, qec, capacities, gate, canary, mle), --smoke (tiny
 sizes, for checking the runner itself; its numbers are not results) and --out PATH.
 """
 
@@ -58,6 +58,14 @@ def _canary(smoke: bool) -> Section:
     return canary.run()
 
 
+def _mle(smoke: bool) -> Section:
+    from benchmarks import mle
+
+    if smoke:
+        return mle.run(replicates=4, n_boot=10, n_states=2, repeats=1)
+    return mle.run()
+
+
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "tomography": _tomography,
     "bell": _bell,
@@ -65,6 +73,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "capacities": _capacities,
     "gate": _gate,
     "canary": _canary,
+    "mle": _mle,
 }
 
 
