@@ -13,7 +13,7 @@ from harness.analysis import PHI_PLUS, STATE_TOMOGRAPHY_METHOD, reconstruct_bell
 from harness.errors import DeviceError, NotSupportedError
 from harness.gate import Verdict
 from harness.profiles import BUDGET_CAPS, BUDGETS, load_profile
-from harness.protocols import Failure, FailureKind
+from harness.protocols import Failure, FailureKind, protocols_for
 from harness.qec.memory import wilson_interval
 from harness.records import BELL_SETTINGS, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 from harness.session import ProfileSession
@@ -108,6 +108,12 @@ class Bench:
 def bench(tmp_path: Path) -> Bench:
     """A bench whose profile gates nothing within a tolerance: identical builds stay INCONCLUSIVE."""
     return Bench(tmp_path, tolerances={})
+
+
+def test_protocols_come_in_dependency_order():
+    # Rates need the Bell tomography's records, so bell is measured first whether or not a Bell metric is asked for.
+    assert [p.name for p in protocols_for({"pair_rate_hz", "capacity_ce_bits"})] == ["link", "bell", "rates"]
+    assert [p.name for p in protocols_for({"ebit_rate_hz", "bell_fidelity"})] == ["bell", "rates"]
 
 
 @pytest.mark.parametrize(("budget", "durations"), [("standard", [0.05, 0.05, 0.1]), ("quick", [0.0125, 0.0125])])
