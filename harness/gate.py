@@ -220,8 +220,10 @@ def _validate(alpha: float, confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
-def _error(name: str, candidate: Estimate | None, baseline: Estimate | None, msg: str, alpha: float) -> Comparison:
-    """Return an ERROR comparison (never a REGRESSION)."""
+def error_comparison(
+    name: str, candidate: Estimate | None, baseline: Estimate | None, msg: str, alpha: float = 0.05
+) -> Comparison:
+    """Return an ERROR comparison of a metric that cannot be gated, with the reason `msg` (never a REGRESSION)."""
     return Comparison(name, candidate, baseline, None, 0.0, None, None, Verdict.ERROR, error=msg, alpha=alpha)
 
 
@@ -260,17 +262,17 @@ def evaluate(
     for name, cand in candidates.items():
         base = baselines.get(name)
         if isinstance(cand, BaseException):
-            out[name] = _error(name, None, base, str(cand) or type(cand).__name__, alpha)
+            out[name] = error_comparison(name, None, base, str(cand) or type(cand).__name__, alpha)
             continue
         if not isinstance(cand, Estimate):
-            out[name] = _error(name, None, base, f"not an Estimate: {type(cand).__name__}", alpha)
+            out[name] = error_comparison(name, None, base, f"not an Estimate: {type(cand).__name__}", alpha)
             continue
         if base is None:
             out[name] = Comparison(name, cand, None, None, 0.0, None, None, Verdict.NO_BASELINE, alpha=alpha)
             continue
         problem = _check(name, cand, base)
         if problem is not None:
-            out[name] = _error(name, cand, base, problem, alpha)
+            out[name] = error_comparison(name, cand, base, problem, alpha)
             continue
         tests[name] = _test(cand, base, tolerances.get(name, Tolerance()), confidence, bootstrap)
 

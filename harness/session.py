@@ -3,38 +3,59 @@
 A `ProfileSession` owns the devices of one profile in a pytest session. The first metric
 test that needs a verdict triggers the whole family's measurement, so that Holm's method sees
 every metric of the profile at once, and INCONCLUSIVE metrics can be re-measured with more budget.
+
+A metric without an estimate holds an explicit `Failure` (device, not supported, prerequisite, analysis).
+Only typed errors become failures: a device's `DeviceError`, a `NotSupportedError`, and the analysis and QEC
+layers' own errors. Anything else is a bug and propagates, so it crashes the run instead of passing as an ERROR.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+from harness.analysis.validation import AnalysisError
 from harness.devices import open_device
 from harness.devices.base import Device
-from harness.errors import DeviceError, IdentityMismatchError
-from harness.gate import Comparison, Verdict, evaluate, overall_verdict
+from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
+from harness.gate import Comparison, Verdict, error_comparison, evaluate, overall_verdict
 from harness.metrics import Estimate, Tolerance
+from harness.physics.channels import ChannelError
 from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
-from harness.protocols import PROTOCOLS, MeasureContext, NotSupportedError, Protocol, protocol_for
+from harness.protocols import Failure, FailureKind, Ledger, Protocol, protocol_for, protocols_for
+from harness.qec.noise import QecError
 from harness.store import Store
 
 DeviceFactory = Callable[..., Device]
+# Errors of the analysis and QEC layers: a record that cannot become its metric (an ERROR verdict, not a crash).
+ANALYSIS_ERRORS = (AnalysisError, QecError, ChannelError)
 
 
 @dataclass
 class _Side:
-    """Measurements of one build (candidate or in-session baseline)."""
+    """Measurements of one build (candidate or in-session baseline): its run, device, records and estimates."""
 
-    build: str
-    profile: Profile
+    ledger: Ledger
     run_id: int | None = None
     device: Device | None = None
-    raw: dict[str, object] = field(default_factory=dict)
-    estimates: dict[str, Estimate | Exception] = field(default_factory=dict)
-    scale: dict[str, float] = field(default_factory=dict)
-    calls: int = 0
+    estimates: dict[str, Estimate | Failure] = field(default_factory=dict)
+    artifacts: dict[str, dict] = field(default_factory=dict)  # metric -> analysis products stored with it
+
+    @property
+    def build(self) -> str:
+        """The build measured on this side."""
+        return self.ledger.build
+
+    @property
+    def profile(self) -> Profile:
+        """The effective profile of this side's build."""
+        return self.ledger.profile
+
+    def measured(self) -> dict[str, Estimate]:
+        """The metrics that have an estimate."""
+        return {m: e for m, e in self.estimates.items() if isinstance(e, Estimate)}
 
 
 class ProfileSession:
@@ -64,13 +85,16 @@ class ProfileSession:
         self._factory = device_factory
         self.family: set[str] = set()
         self.build = build or loaded.default_build
-        self.candidate = _Side(self.build, loaded.effective(self.build))
+        self.candidate = self._side(self.build)
         self.baseline_build = baseline_build or store.baseline(loaded.name) or loaded.default_baseline
         self.baseline: _Side | None = None
         self.baseline_source = "none"
         self.comparisons: dict[str, Comparison] | None = None
         self.skipped: dict[str, str] = {}
-        self._failure: Exception | None = None
+        self._open_error: Exception | None = None
+
+    def _side(self, build: str) -> _Side:
+        return _Side(Ledger(self.loaded.effective(build), build, self.seed))
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -84,15 +108,9 @@ class ProfileSession:
         side = self.candidate
         if side.device is None:
             side.run_id = self._start_run(side)
-            run_id = side.run_id
-            device = self._factory(
-                side.profile,
-                side.build,
-                self.seed,
-                # A bench reports each completed setting here, so it is stored before anything else can fail.
-                on_record=lambda protocol, payload: self.store.add_raw(run_id, protocol, payload),
-                recorder=self.recorder,
-            )
+            # A bench reports each completed setting here, so it is stored before anything else can fail.
+            on_record = partial(self.store.add_raw, side.run_id)
+            device = self._factory(side.profile, side.build, self.seed, on_record=on_record, recorder=self.recorder)
             side.device = device
             device.open()
             ident = device.identify()
@@ -139,67 +157,43 @@ class ProfileSession:
 
     # -- measurement -------------------------------------------------------------------------
 
-    def _protocols(self, metrics: Iterable[str]) -> list[Protocol]:
-        needed: dict[str, Protocol] = {}
-
-        def add(p: Protocol) -> None:
-            for dep in p.requires:
-                add(PROTOCOLS[dep])
-            needed.setdefault(p.name, p)
-
-        for m in sorted(metrics):
-            add(protocol_for(m))
-        return list(needed.values())
-
-    def _context(self, side: _Side, scale: float) -> MeasureContext:
-        side.calls += 1
-        return MeasureContext(
-            side.profile, scale, self.seed, side.profile.measurement.bootstrap, build=side.build, call=side.calls
-        )
-
     def _measure(self, side: _Side, protocols: list[Protocol], double: bool = False) -> None:
-        """Measure the protocols on one side (doubling and pooling if asked), store raw first, then estimate."""
+        """Measure the protocols on one side (doubling the budget if asked), store raw first, then estimate."""
         for proto in protocols:
-            if isinstance(side.raw.get(proto.name), Exception):
-                continue
-            base = BUDGETS[self.budget]
-            current = side.scale.get(proto.name, base)
-            scale = (2 * current if proto.supersedes else current) if double else base
-            try:
-                if any(isinstance(side.raw.get(dep), Exception) for dep in proto.requires):
-                    raise DeviceError(f"{proto.name}: prerequisite measurement {proto.requires} failed")
-                if side.device is None:
-                    raise DeviceError(f"{self.loaded.name}: device for build {side.build} is not open")
-                raw = proto.measure(side.device, self._context(side, scale))
-                self.store.add_raw(side.run_id, proto.name, _raw_payload(raw, scale))
-                prev = side.raw.get(proto.name)
-                side.raw[proto.name] = raw if prev is None else proto.pool(prev, raw)
-                side.scale[proto.name] = scale if proto.supersedes else side.scale.get(proto.name, 0.0) + scale
-            except NotSupportedError as exc:
-                for m in self.family:
-                    if proto.yields(m):
-                        self.skipped[m] = str(exc)
-                side.raw[proto.name] = exc
-                continue
-            except (DeviceError, OSError, ValueError) as exc:
-                side.raw[proto.name] = exc
-            self._estimate(side, proto)
+            if side.ledger.failure(proto.name) is not None:
+                continue  # a failed protocol is not retried
+            failed = proto.prerequisite_failure(side.ledger) or self._take(side, proto, double)
+            if failed is not None:
+                side.ledger.raw[proto.name] = failed
+            if failed is None or failed.kind is not FailureKind.NOT_SUPPORTED:
+                self._estimate(side, proto)
+
+    def _take(self, side: _Side, proto: Protocol, double: bool) -> Failure | None:
+        """Measure one protocol once and pool it; return the failure a typed error stands for, else None."""
+        scale = proto.next_scale(side.ledger, BUDGETS[self.budget], double)
+        try:
+            proto.take(side.device, side.ledger, scale, partial(self.store.add_raw, side.run_id))
+        except NotSupportedError as exc:
+            for m in self.family:
+                if proto.yields(m):
+                    self.skipped[m] = str(exc)
+            return Failure.from_error(exc, FailureKind.NOT_SUPPORTED)
+        except DeviceError as exc:
+            return Failure.from_error(exc, FailureKind.DEVICE)
+        except ANALYSIS_ERRORS as exc:
+            return Failure.from_error(exc, FailureKind.ANALYSIS)
+        return None
 
     def _estimate(self, side: _Side, proto: Protocol) -> None:
-        raw = side.raw[proto.name]
         names = [m for m in self.family if proto.yields(m)]
-        if isinstance(raw, Exception):
-            for m in names:
-                side.estimates[m] = raw
-            return
-        deps = {d: side.raw[d] for d in proto.requires}
-        ctx = self._context(side, side.scale[proto.name])
         try:
-            found = proto.estimate(raw, ctx, deps)
-        except ValueError as exc:
-            found = {m: exc for m in names}
+            found, artifacts = proto.assemble(side.ledger, names)
+        except ANALYSIS_ERRORS as exc:
+            found, artifacts = dict.fromkeys(names, Failure.from_error(exc, FailureKind.ANALYSIS)), {}
+        side.estimates.update(found)
         for m in names:
-            side.estimates[m] = found.get(m, KeyError(f"protocol {proto.name} did not yield metric {m}"))
+            side.artifacts.pop(m, None)
+        side.artifacts.update(artifacts)
 
     def _acquire_baseline(self, protocols: list[Protocol]) -> dict[str, Estimate]:
         """Baseline metrics from the store, else measured now on a simulated device, else none."""
@@ -211,73 +205,76 @@ class ProfileSession:
             self.baseline_source = "none"
             return {}
         self.baseline_source = "measured"
-        side = _Side(self.baseline_build, self.loaded.effective(self.baseline_build))
+        side = self._side(self.baseline_build)
         self.baseline = side
         side.run_id = self._start_run(side)
         side.device = self._factory(side.profile, side.build, self.seed)
         side.device.open()
         self._measure(side, protocols)
-        return {m: e for m, e in side.estimates.items() if isinstance(e, Estimate)}
+        return side.measured()
 
     def evaluate(self) -> dict[str, Comparison]:
         """Measure the whole family once, gate it (Holm), re-measure INCONCLUSIVE metrics up to the budget cap."""
         if self.comparisons is not None:
             return self.comparisons
-        if self._failure is not None:
+        if self._open_error is not None:
             # A device that could not be opened is not retried by every test (a dead bench would cost minutes).
-            raise self._failure
+            raise self._open_error
         try:
             self.open_candidate()
         except Exception as exc:
-            self._failure = exc
+            self._open_error = exc
             raise
-        protocols = self._protocols(self.family)
+        protocols = protocols_for(self.family)
         self._measure(self.candidate, protocols)
         baselines = self._acquire_baseline(protocols)
         # Where the baseline came from (store, measured now, none) is part of the verdict's provenance.
         self.store.update_provenance(self.candidate.run_id, baseline_source=self.baseline_source)
-        tolerances = self._tolerances()
+        tolerances = self.profile.gate_tolerances()
         comparisons = self._gate(baselines, tolerances)
-        cap = BUDGETS[self.budget] * BUDGET_CAPS[self.budget]
-        while True:
-            retry = [
-                p
-                for p in protocols
-                if any(c.verdict is Verdict.INCONCLUSIVE and p.yields(c.name) for c in comparisons.values())
-            ]
-            retry = [p for p in retry if 2 * self.candidate.scale.get(p.name, cap) <= cap + 1e-9]
-            if not retry:
-                break
+        while retry := self._to_remeasure(protocols, comparisons):
             for side in (self.candidate, self.baseline):
                 if side is not None:
-                    self._measure(side, self._with_dependants(retry, protocols), double=True)
+                    self._measure(side, retry, double=True)
             if self.baseline is not None:
-                baselines = {m: e for m, e in self.baseline.estimates.items() if isinstance(e, Estimate)}
+                baselines = self.baseline.measured()
             comparisons = self._gate(baselines, tolerances)
         self.comparisons = comparisons
         self._store_metrics()
         return comparisons
 
-    def _with_dependants(self, retry: list[Protocol], protocols: list[Protocol]) -> list[Protocol]:
-        names = {p.name for p in retry}
-        return [p for p in protocols if p.name in names or set(p.requires) & names]
+    def _to_remeasure(self, protocols: list[Protocol], comparisons: dict[str, Comparison]) -> list[Protocol]:
+        """The protocols behind INCONCLUSIVE metrics whose doubled budget stays within the cap, with dependants."""
+        cap = BUDGETS[self.budget] * BUDGET_CAPS[self.budget]
+        unresolved = [c.name for c in comparisons.values() if c.verdict is Verdict.INCONCLUSIVE]
+        retry = {p.name for p in protocols if any(p.yields(m) for m in unresolved)}
+        retry = {n for n in retry if 2 * self.candidate.ledger.scale.get(n, cap) <= cap + 1e-9}
+        return [p for p in protocols if p.name in retry or set(p.requires) & retry]
 
     def _gate(self, baselines: dict[str, Estimate], tolerances: dict[str, Tolerance]) -> dict[str, Comparison]:
-        candidates = {m: e for m, e in self.candidate.estimates.items() if m in self.family and m not in self.skipped}
-        return evaluate(candidates, baselines, tolerances, alpha=self.alpha)
-
-    def _tolerances(self) -> dict[str, Tolerance]:
-        return self.profile.gate_tolerances()
+        """Gate the family's estimates (Holm); a metric with a failure is an ERROR naming its reason."""
+        family = {m: e for m, e in self.candidate.estimates.items() if m in self.family and m not in self.skipped}
+        measured = {m: e for m, e in family.items() if isinstance(e, Estimate)}
+        gated = evaluate(measured, baselines, tolerances, alpha=self.alpha)
+        return {
+            m: gated[m] if m in gated else error_comparison(m, None, baselines.get(m), e.reason, self.alpha)
+            for m, e in family.items()
+        }
 
     def _store_metrics(self) -> None:
         assert self.comparisons is not None
+        side = self.candidate
         for name, comp in self.comparisons.items():
             if comp.candidate is not None:
-                self.store.add_metric(self.candidate.run_id, name, comp.candidate, str(comp.verdict), comp.to_dict())
+                detail = comp.to_dict()
+                if name in side.artifacts:
+                    detail["artifacts"] = side.artifacts[name]
+                self.store.add_metric(side.run_id, name, comp.candidate, str(comp.verdict), detail)
         if self.baseline is not None:
-            for name, est in self.baseline.estimates.items():
-                if isinstance(est, Estimate):
-                    self.store.add_metric(self.baseline.run_id, name, est)
+            for name, est in self.baseline.measured().items():
+                found = self.baseline.artifacts.get(name)
+                detail = None if found is None else {"artifacts": found}
+                self.store.add_metric(self.baseline.run_id, name, est, detail=detail)
 
     def comparison(self, metric: str) -> Comparison:
         """Return the gate's comparison of one metric, measuring and gating the family first if needed.
@@ -290,18 +287,8 @@ class ProfileSession:
             raise NotSupportedError(self.skipped[metric])
         found = comparisons.get(metric)
         if found is None:
-            return Comparison(
-                metric,
-                None,
-                None,
-                None,
-                0.0,
-                None,
-                None,
-                Verdict.ERROR,
-                error=f"metric {metric!r} was not measured for profile {self.loaded.name}",
-                alpha=self.alpha,
-            )
+            reason = f"metric {metric!r} was not measured for profile {self.loaded.name}"
+            return error_comparison(metric, None, None, reason, self.alpha)
         return found
 
     def raw_counts(self, metric: str) -> dict:
@@ -309,12 +296,7 @@ class ProfileSession:
         proto = protocol_for(metric)
         out = {}
         for pname in (*proto.requires, proto.name):
-            raw = self.candidate.raw.get(pname)
-            if raw is not None and not isinstance(raw, Exception):
+            raw = self.candidate.ledger.raw.get(pname)
+            if raw is not None and not isinstance(raw, Failure):
                 out[pname] = raw.to_dict() if hasattr(raw, "to_dict") else raw
         return out
-
-
-def _raw_payload(raw: object, scale: float) -> dict:
-    payload = raw.to_dict() if hasattr(raw, "to_dict") else {"value": raw}
-    return {**payload, "budget_scale": scale}

@@ -20,7 +20,7 @@ from scipy.stats import norm
 from harness.gate import Verdict, evaluate
 from harness.metrics import Estimate, Tolerance
 from harness.profiles import BUDGET_CAPS, BUDGETS, Profile
-from harness.protocols import PROTOCOLS, MeasureContext, protocol_for
+from harness.protocols import MeasureContext, protocols_for
 
 
 @dataclass(frozen=True)
@@ -37,22 +37,15 @@ def measure_family(profile: Profile, build: str, metrics: Iterable[str], *, scal
     from harness.devices.aer import AerDevice
 
     metrics = set(metrics)
-    names: list[str] = []
-    for m in sorted(metrics):
-        p = protocol_for(m)
-        for dep in (*p.requires, p.name):
-            if dep not in names:
-                names.append(dep)
     device = AerDevice(profile, build=build, seed=seed)
     device.open()
     raws: dict[str, object] = {}
     out: dict[str, Estimate] = {}
     try:
-        for call, name in enumerate(names):
-            proto = PROTOCOLS[name]
+        for call, proto in enumerate(protocols_for(metrics)):
             ctx = MeasureContext(profile, scale, seed, profile.measurement.bootstrap, build=build, call=call)
-            raws[name] = proto.measure(device, ctx)
-            found = proto.estimate(raws[name], ctx, {d: raws[d] for d in proto.requires})
+            raws[proto.name] = proto.measure(device, ctx)
+            found = proto.estimate(raws[proto.name], ctx, {d: raws[d] for d in proto.requires})
             out.update({k: v for k, v in found.items() if k in metrics})
     finally:
         device.close()

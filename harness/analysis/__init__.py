@@ -19,6 +19,8 @@ from harness.analysis.capacities import (
     plob_bound,
 )
 from harness.analysis.estimators import (
+    BellAnalysis,
+    analyse_bell,
     estimate_bell_metrics,
     estimate_link_metrics,
     reconstruct_bell_state,
@@ -46,6 +48,7 @@ from harness.analysis.measures import (
 )
 from harness.analysis.rates import estimate_rate_metrics, plob_share
 from harness.analysis.tomography import (
+    STATE_TOMOGRAPHY_METHOD,
     linear_inversion_process,
     linear_inversion_state,
     process_tomography,
@@ -59,10 +62,13 @@ from harness.physics.channels import ChannelError
 __all__ = [
     "CLOSED_FORMS",
     "PHI_PLUS",
+    "STATE_TOMOGRAPHY_METHOD",
     "AnalysisError",
+    "BellAnalysis",
     "Capacities",
     "ChannelError",
     "amplitude_damping_capacities",
+    "analyse_bell",
     "average_gate_fidelity",
     "bbm92_key_fraction",
     "binary_entropy",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from harness.analysis.bootstrap import resample_multinomial
@@ -63,9 +65,12 @@ def _qber_counts(table: np.ndarray, setting: str) -> tuple[np.ndarray, np.ndarra
     return row[..., 1] + row[..., 2], row.sum(axis=-1)
 
 
-def bell_values(table: np.ndarray) -> dict[str, np.ndarray]:
-    """Return every Bell metric for count tables (..., 9, 4) in BELL_SETTINGS order (batched)."""
-    rho = state_tomography(table)
+def bell_values(table: np.ndarray, rho: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Return every Bell metric for count tables (..., 9, 4) in BELL_SETTINGS order (batched).
+
+    `rho` is the tables' reconstructed state when the caller already has it (state_tomography of `table`).
+    """
+    rho = state_tomography(table) if rho is None else rho
     kz, nz = _qber_counts(table, "ZZ")
     kx, nx = _qber_counts(table, "XX")
     return {
@@ -83,6 +88,14 @@ def _estimate(name: str, point: float, samples: np.ndarray, n: int, confidence: 
     return make_estimate(name, point, low, high, n, confidence, samples, **kw)
 
 
+@dataclass(frozen=True)
+class BellAnalysis:
+    """The Bell-pair estimates and the physical density matrix (4x4, qubit A first) their point values rest on."""
+
+    estimates: dict[str, Estimate]
+    rho: np.ndarray
+
+
 def estimate_bell_metrics(
     counts: TomographyCounts, *, rng: np.random.Generator, n_boot: int = 200, confidence: float = 0.95
 ) -> dict[str, Estimate]:
@@ -91,12 +104,20 @@ def estimate_bell_metrics(
     Intervals are multinomial-bootstrap percentiles, except the QBERs, which use the Wilson interval
     of their binomial counts (their bootstrap replicates are still attached as samples).
     """
+    return analyse_bell(counts, rng=rng, n_boot=n_boot, confidence=confidence).estimates
+
+
+def analyse_bell(
+    counts: TomographyCounts, *, rng: np.random.Generator, n_boot: int = 200, confidence: float = 0.95
+) -> BellAnalysis:
+    """Return the Estimates of `estimate_bell_metrics` with the reconstructed state behind them."""
     table = bell_counts_array(counts)
     check_rng(rng)
     n_boot = check_n_boot(n_boot)
     confidence = check_confidence(confidence)
     reps = resample_multinomial(table, rng, n_boot)
-    point = {k: float(v) for k, v in bell_values(table).items()}
+    rho = state_tomography(table)
+    point = {k: float(v) for k, v in bell_values(table, rho).items()}
     boot = bell_values(reps)
     n = int(table.sum())
     out: dict[str, Estimate] = {}
@@ -115,7 +136,7 @@ def estimate_bell_metrics(
         unit=COHERENT_INFO_UNIT,
         direction=Direction.HIGHER,
     )
-    return out
+    return BellAnalysis(out, rho)
 
 
 def estimate_link_metrics(

@@ -24,6 +24,8 @@ from harness.physics.channels import I2, PAULIS, X, Y, Z
 from harness.records import INPUT_BLOCH
 
 _BASIS_OPS = {"X": X, "Y": Y, "Z": Z}
+# How `state_tomography` turns counts into a state, in words for reports.
+STATE_TOMOGRAPHY_METHOD = "linear inversion with projection to the nearest density matrix"
 
 
 def pauli_settings(n_qubits: int) -> tuple[str, ...]:

@@ -28,19 +28,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import binom
 
-from harness.metrics import Estimate, metric_spec
-from harness.protocols import MeasureContext, NotSupportedError, Protocol, register_protocol
+from harness.analysis.intervals import make_estimate
+from harness.analysis.validation import AnalysisError
+from harness.errors import DeviceError, NotSupportedError
+from harness.metrics import Estimate, metrics_of
+from harness.protocols.base import Analysis, MeasureContext, Protocol
 
 if TYPE_CHECKING:
     from harness.qec.memory import CompiledMemory
     from harness.qec.noise import QecNoise
 
-DECODER_METRICS = (
-    "decoder_agreement",
-    "decoder_logical_success",
-    "decoder_latency_p50_us",
-    "decoder_latency_p99_us",
-)
+DECODER_METRICS = metrics_of("decoder")
 # Decoder code id (the {code} field of the decode command) -> (memory code, distance, basis); rounds = distance.
 DECODER_CODES: dict[str, tuple[str, int, str]] = {
     "repetition_bitflip_d3": ("repetition_bitflip", 3, "Z"),
@@ -129,7 +127,7 @@ class CodeExchanges:
         wrong = int(np.count_nonzero(self.device != self.observed))
         if self.unsent_trivial:
             if not self.trivial.any():
-                raise ValueError(
+                raise AnalysisError(
                     f"decoder record of {self.code}: {self.unsent_trivial} trivial shots were not sent and no "
                     "trivial syndrome was, so the device's answer to them is unknown"
                 )
@@ -138,6 +136,23 @@ class CodeExchanges:
             agree += self.unsent_trivial if answer == expected else 0
             wrong += self.unsent_trivial_flips if answer == 0 else self.unsent_trivial - self.unsent_trivial_flips
         return self.shots, agree, wrong
+
+    def __add__(self, other: CodeExchanges) -> CodeExchanges:
+        """Concatenate two measurements of the same code (their shots are independent)."""
+        if self.code != other.code:
+            raise ValueError(f"cannot pool decoder exchanges of {self.code} and {other.code}")
+        return CodeExchanges(
+            code=self.code,
+            shots=self.shots + other.shots,
+            syndromes=self.syndromes + other.syndromes,
+            trivial=np.concatenate([self.trivial, other.trivial]),
+            device=np.concatenate([self.device, other.device]),
+            matching=np.concatenate([self.matching, other.matching]),
+            observed=np.concatenate([self.observed, other.observed]),
+            latency_us=np.concatenate([self.latency_us, other.latency_us]),
+            unsent_trivial=self.unsent_trivial + other.unsent_trivial,
+            unsent_trivial_flips=self.unsent_trivial_flips + other.unsent_trivial_flips,
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready form for the store."""
@@ -160,35 +175,15 @@ class DecoderRecord:
 
     codes: tuple[CodeExchanges, ...]
 
+    def __add__(self, other: DecoderRecord) -> DecoderRecord:
+        """Pool two measurements code by code; a code measured only once is kept as it is."""
+        first = {c.code: c for c in self.codes}
+        pooled = [first.pop(c.code) + c if c.code in first else c for c in other.codes]
+        return DecoderRecord((*first.values(), *pooled))
+
     def to_dict(self) -> dict:
         """JSON-ready form for the store."""
         return {"exchanges": [c.to_dict() for c in self.codes], "trivial_sample": TRIVIAL_SAMPLE}
-
-
-def _pool_decoder(a: DecoderRecord, b: DecoderRecord) -> DecoderRecord:
-    """Concatenate the exchanges of two measurements code by code (their shots are independent)."""
-    first = {c.code: c for c in a.codes}
-    out = []
-    for c in b.codes:
-        p = first.pop(c.code, None)
-        if p is None:
-            out.append(c)
-            continue
-        out.append(
-            CodeExchanges(
-                code=c.code,
-                shots=p.shots + c.shots,
-                syndromes=p.syndromes + c.syndromes,
-                trivial=np.concatenate([p.trivial, c.trivial]),
-                device=np.concatenate([p.device, c.device]),
-                matching=np.concatenate([p.matching, c.matching]),
-                observed=np.concatenate([p.observed, c.observed]),
-                latency_us=np.concatenate([p.latency_us, c.latency_us]),
-                unsent_trivial=p.unsent_trivial + c.unsent_trivial,
-                unsent_trivial_flips=p.unsent_trivial_flips + c.unsent_trivial_flips,
-            )
-        )
-    return DecoderRecord((*first.values(), *out))
 
 
 # ---- measurement --------------------------------------------------------------------------------------------------
@@ -227,7 +222,7 @@ def measure_code(device: Any, code_id: str, noise: QecNoise, shots: int, seed: i
     answers = np.asarray(answers, dtype=np.uint8).reshape(-1)
     latency_us = np.asarray(latency_us, dtype=np.float64).reshape(-1)
     if answers.shape != (sent.size,) or latency_us.shape != (sent.size,):
-        raise ValueError(
+        raise DeviceError(
             f"device decode of {code_id} returned {answers.size} answers and {latency_us.size} latencies for "
             f"{sent.size} syndromes"
         )
@@ -243,17 +238,6 @@ def measure_code(device: Any, code_id: str, noise: QecNoise, shots: int, seed: i
         latency_us=latency_us,
         unsent_trivial=int(unsent.size),
         unsent_trivial_flips=int(np.count_nonzero(obs[unsent, 0])),
-    )
-
-
-def _measure_decoder(device: Any, ctx: MeasureContext) -> DecoderRecord:
-    _check_support(device, ctx.profile)
-    noise = decoder_noise(ctx.profile.link, ctx.profile.qec)
-    shots = decoder_shots(ctx.profile, ctx.scale)
-    return DecoderRecord(
-        tuple(
-            measure_code(device, code_id, noise, shots, ctx.int_seed(f"decoder-{code_id}")) for code_id in DECODER_CODES
-        )
     )
 
 
@@ -279,29 +263,43 @@ def quantile_interval(x: np.ndarray, q: float, confidence: float = CONFIDENCE) -
     return value, min(low, value), max(high, value)
 
 
-def _estimate_decoder(raw: DecoderRecord, ctx: MeasureContext, deps: dict) -> dict:
+class DecoderProtocol(Protocol):
+    """Decoder in the loop: the device's decoder answers sampled syndromes and is compared with matching."""
+
+    name = "decoder"
+
+    def _measure(self, device: Any, ctx: MeasureContext) -> DecoderRecord:
+        _check_support(device, ctx.profile)
+        noise = decoder_noise(ctx.profile.link, ctx.profile.qec)
+        shots = decoder_shots(ctx.profile, ctx.scale)
+        return DecoderRecord(
+            tuple(
+                measure_code(device, code_id, noise, shots, ctx.int_seed(f"decoder-{code_id}"))
+                for code_id in DECODER_CODES
+            )
+        )
+
+    def _estimate(self, raw: DecoderRecord, ctx: MeasureContext, deps: dict) -> Analysis:
+        return Analysis(estimate_decoder_metrics(raw))
+
+
+def estimate_decoder_metrics(raw: DecoderRecord) -> dict[str, Estimate]:
+    """Return agreement and logical success (Wilson intervals) and latency quantiles (µs) over all shots."""
     from harness.qec.memory import wilson_interval
 
     tallies = np.array([c.tally() for c in raw.codes], dtype=np.int64).reshape(-1, 3)
     n, agree, wrong = (int(v) for v in tallies.sum(axis=0))
     if n == 0:
-        raise ValueError("decoder record holds no shots")
+        raise AnalysisError("decoder record holds no shots")
     out: dict[str, Estimate] = {}
     low, high = wilson_interval(agree, n, CONFIDENCE)
-    out["decoder_agreement"] = _est("decoder_agreement", agree / n, low, high, n)
+    out["decoder_agreement"] = make_estimate("decoder_agreement", agree / n, low, high, n, CONFIDENCE)
     low, high = wilson_interval(wrong, n, CONFIDENCE)
-    out["decoder_logical_success"] = _est("decoder_logical_success", 1 - wrong / n, 1 - high, 1 - low, n)
+    out["decoder_logical_success"] = make_estimate(
+        "decoder_logical_success", 1 - wrong / n, 1 - high, 1 - low, n, CONFIDENCE
+    )
     lat = np.concatenate([c.latency_us for c in raw.codes])
     for name, q in (("decoder_latency_p50_us", 0.5), ("decoder_latency_p99_us", 0.99)):
         value, low, high = quantile_interval(lat, q, CONFIDENCE)
-        out[name] = _est(name, value, low, high, int(lat.size))
+        out[name] = make_estimate(name, value, low, high, int(lat.size), CONFIDENCE)
     return out
-
-
-def _est(name: str, value: float, low: float, high: float, n: int) -> Estimate:
-    spec = metric_spec(name)
-    return Estimate(value, min(low, value), max(high, value), n, spec.unit, spec.direction, CONFIDENCE)
-
-
-DECODER_PROTOCOL = Protocol("decoder", DECODER_METRICS, _measure_decoder, _estimate_decoder, _pool_decoder)
-register_protocol(DECODER_PROTOCOL)

@@ -19,7 +19,6 @@ Intervals:
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,8 +28,9 @@ import pymatching
 import stim
 from scipy.stats import norm
 
-from harness.metrics import Estimate, metric_spec
-from harness.qec.codes import PROTECTED_BASIS, MemoryCircuit, check_request, memory_circuit
+from harness.analysis.intervals import make_estimate
+from harness.metrics import Estimate, parse_code
+from harness.qec.codes import CODES, PROTECTED_BASIS, MemoryCircuit, check_request, memory_circuit
 from harness.qec.noise import QecError, QecNoise
 
 CONFIDENCE = 0.95
@@ -54,11 +54,6 @@ def error_per_round(p_fail: float, rounds: int) -> float:
     """Return the logical error per round (1 - (1 - 2 p)^(1/rounds)) / 2, p clipped to [0, 1/2]."""
     p = min(max(p_fail, 0.0), 0.5)
     return (1.0 - (1.0 - 2.0 * p) ** (1.0 / rounds)) / 2.0
-
-
-def _estimate(name: str, value: float, low: float, high: float, n: int, confidence: float = CONFIDENCE) -> Estimate:
-    spec = metric_spec(name)
-    return Estimate(value, min(low, value), max(high, value), n, spec.unit, spec.direction, confidence)
 
 
 @dataclass(frozen=True)
@@ -98,11 +93,6 @@ class MemoryResult:
         """Logical failure probability p_L = errors / shots (NaN without shots)."""
         return self.errors / self.shots if self.shots else math.nan
 
-    @property
-    def protected_basis(self) -> str:
-        """The basis whose logical information this experiment tests ("Z" or "X")."""
-        return self.basis
-
     def estimates(self, name: str | None = None, confidence: float = CONFIDENCE) -> dict[str, Estimate]:
         """Return logical success, logical error per round and decode time (µs) keyed by metric name.
 
@@ -114,10 +104,10 @@ class MemoryResult:
         p = self.p_fail
         times = self.batch_decode_us_per_shot or (self.decode_time_us_per_shot,)
         return {
-            f"logical_success_{suffix}": _estimate(
+            f"logical_success_{suffix}": make_estimate(
                 f"logical_success_{suffix}", 1 - p, 1 - high, 1 - low, self.shots, confidence
             ),
-            f"logical_error_per_round_{suffix}": _estimate(
+            f"logical_error_per_round_{suffix}": make_estimate(
                 f"logical_error_per_round_{suffix}",
                 error_per_round(p, self.rounds),
                 error_per_round(low, self.rounds),
@@ -125,7 +115,7 @@ class MemoryResult:
                 self.shots,
                 confidence,
             ),
-            f"decode_time_us_{suffix}": _estimate(
+            f"decode_time_us_{suffix}": make_estimate(
                 f"decode_time_us_{suffix}", self.decode_time_us_per_shot, min(times), max(times), self.shots, confidence
             ),
         }
@@ -214,7 +204,18 @@ class CodeReport(dict[str, Estimate]):
         self.memories = memories
 
 
-_CODE_NAME = re.compile(r"^(repetition_bitflip|repetition_phaseflip|surface)_d(\d+)$")
+_CODE_HINT = "use repetition_bitflip_d<d>, repetition_phaseflip_d<d> or surface_d<d>, d an odd integer >= 3"
+
+
+def _parse_code_name(code_name: str) -> tuple[str, int]:
+    """Return (code, distance) of a code name such as 'surface_d5'; raise QecError naming the known codes."""
+    try:
+        parsed = parse_code(code_name)
+    except ValueError as exc:
+        raise QecError(f"{exc}; {_CODE_HINT} (e.g. surface_d5)") from None
+    if parsed.family not in CODES:
+        raise QecError(f"unknown code name {code_name!r}; {_CODE_HINT} (e.g. surface_d5)")
+    return parsed.family, parsed.distance
 
 
 def run_code(code_name: str, noise: QecNoise, *, max_shots: int, max_errors: int, seed: int) -> CodeReport:
@@ -224,13 +225,7 @@ def run_code(code_name: str, noise: QecNoise, *, max_shots: int, max_errors: int
     memories with seeds `seed` (Z) and `seed + 1` (X), reports each with suffix _z/_x, and the headline
     logical_success_surface_d<d> = 1 - (p_fail_z + p_fail_x), its error per round and the mean decode time.
     """
-    m = _CODE_NAME.match(str(code_name))
-    if m is None:
-        raise QecError(
-            f"unknown code name {code_name!r}; use repetition_bitflip_d<d>, repetition_phaseflip_d<d> or "
-            "surface_d<d> with d odd >= 3 (e.g. surface_d5)"
-        )
-    code, d = m.group(1), int(m.group(2))
+    code, d = _parse_code_name(code_name)
     if code in PROTECTED_BASIS:
         basis = PROTECTED_BASIS[code]
         res = run_memory(code, d, basis, noise, max_shots=max_shots, max_errors=max_errors, seed=seed)
@@ -256,8 +251,8 @@ def _combined(name: str, rz: MemoryResult, rx: MemoryResult, confidence: float =
     dt = (rz.decode_time_us_per_shot * rz.shots + rx.decode_time_us_per_shot * rx.shots) / n
     times = rz.batch_decode_us_per_shot + rx.batch_decode_us_per_shot or (dt,)
     return {
-        f"logical_success_{name}": _estimate(f"logical_success_{name}", 1 - p, 1 - high, 1 - low, n, confidence),
-        f"logical_error_per_round_{name}": _estimate(
+        f"logical_success_{name}": make_estimate(f"logical_success_{name}", 1 - p, 1 - high, 1 - low, n, confidence),
+        f"logical_error_per_round_{name}": make_estimate(
             f"logical_error_per_round_{name}",
             error_per_round(p, rounds),
             error_per_round(low, rounds),
@@ -265,5 +260,5 @@ def _combined(name: str, rz: MemoryResult, rx: MemoryResult, confidence: float =
             n,
             confidence,
         ),
-        f"decode_time_us_{name}": _estimate(f"decode_time_us_{name}", dt, min(times), max(times), n, confidence),
+        f"decode_time_us_{name}": make_estimate(f"decode_time_us_{name}", dt, min(times), max(times), n, confidence),
     }

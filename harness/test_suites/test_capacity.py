@@ -2,10 +2,15 @@
 
 import pytest
 
+from harness.metrics import metric_spec
+from harness.protocols import LINK_METRICS
+
 pytestmark = pytest.mark.capacity
 
+CAPACITY_METRICS = [m for m in LINK_METRICS if metric_spec(m).family == "capacity"]
 
-@pytest.mark.parametrize("metric", ["capacity_ce_bits", "capacity_q1_bits", "capacity_chi_bits"])
+
+@pytest.mark.parametrize("metric", CAPACITY_METRICS)
 def test_capacity(harness_profile, metric, verdict):
     """Each capacity of the link is not worse than the baseline."""
     verdict.check()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.protocols import BELL_METRICS
+from harness.metrics import metric_spec
+from harness.protocols import BELL_METRICS, LINK_METRICS
 
 pytestmark = pytest.mark.fidelity
 
@@ -13,7 +14,7 @@ def test_bell_state(harness_profile, metric, verdict):
     verdict.check()
 
 
-@pytest.mark.parametrize("metric", ["link_process_fidelity"])
+@pytest.mark.parametrize("metric", [m for m in LINK_METRICS if metric_spec(m).family == "fidelity"])
 def test_link_process(harness_profile, metric, verdict):
     """The link's process fidelity to the identity channel is not worse than the baseline."""
     verdict.check()

@@ -1,0 +1,249 @@
+"""ProfileSession without pytest's plugin: a scripted device through the factory, a real store and profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import harness.analysis.estimators as estimators
+from harness.analysis import PHI_PLUS, STATE_TOMOGRAPHY_METHOD, reconstruct_bell_state, state_fidelity
+from harness.errors import DeviceError, NotSupportedError
+from harness.gate import Verdict
+from harness.profiles import BUDGET_CAPS, BUDGETS, load_profile
+from harness.protocols import Failure, FailureKind, protocols_for
+from harness.qec.memory import wilson_interval
+from harness.records import BELL_SETTINGS, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
+from harness.session import ProfileSession
+from harness.store import Store
+
+BUILD, BASELINE = "2.4.0", "2.3.0"
+INTEGRATION_S = 0.05  # the profile's measurement.integration_time_s: one budget unit of tomography
+CODE = "repetition_bitflip_d3"
+SHOTS = 2000  # qec_max_shots of the test profile: a memory run of a few milliseconds
+# Counts per setting and budget unit (multiples of 4, so a quick budget's quarter unit is whole): ZZ and XX
+# correlated, YY anticorrelated (|Phi+>), the other settings uniform.
+ROWS = {"XX": [472, 28, 28, 472], "YY": [28, 472, 472, 28], "ZZ": [480, 20, 20, 480]}
+UNIFORM = [252, 248, 252, 248]
+PASSING = {"absolute": 0.5}  # a tolerance no scripted difference comes near
+
+
+def write_profile(tmp_path: Path, tolerances: dict, kind: str = "aer") -> Path:
+    """A copy of aer-reference with one cheap code, a small shot cap and the given tolerances."""
+    raw = yaml.safe_load(Path(load_profile("aer-reference").path).read_text(encoding="utf-8"))
+    raw.update(name="session-unit", tolerances=tolerances)
+    raw["qec"]["codes"] = [CODE]
+    raw["measurement"].update(qec_max_shots=SHOTS, qec_max_errors=SHOTS)
+    path = tmp_path / "session-unit.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+class ScriptedDevice:
+    """A device whose counts are proportional to the integration time; `faults` maps a method to an error."""
+
+    def __init__(self, profile, build: str, faults: dict[str, BaseException], log: list) -> None:
+        self.profile, self.build, self.faults, self.log = profile, build, faults, log
+        self.opened = False
+
+    def open(self) -> None:
+        self.opened = True
+
+    def close(self) -> None:
+        self.opened = False
+
+    def identify(self) -> Identity:
+        return Identity("aer", self.profile.name, self.build)
+
+    def _counts(self, method: str, duration_s: float, per_unit: object) -> np.ndarray:
+        """Log the call, raise its scripted fault, else return `per_unit` counts times the budget units."""
+        self.log.append((self.build, method, round(duration_s, 9)))
+        if method in self.faults:
+            raise self.faults[method]
+        return np.rint(np.asarray(per_unit) * duration_s / INTEGRATION_S).astype(np.int64)
+
+    def bell_tomography(self, duration_s: float) -> TomographyCounts:
+        counts = self._counts("bell_tomography", duration_s, [ROWS.get(s, UNIFORM) for s in BELL_SETTINGS])
+        return TomographyCounts(BELL_SETTINGS, counts, duration_s)
+
+    def link_tomography(self, duration_s: float, inputs: tuple[str, ...]) -> ProcessCounts:
+        counts = self._counts("link_tomography", duration_s, np.full((len(inputs), 3, 2), 500))
+        return ProcessCounts(tuple(inputs), ("X", "Y", "Z"), counts, duration_s)
+
+    def coincidences(self, duration_s: float) -> CoincidenceCounts:
+        singles_a, singles_b, coincidences = (
+            int(x) for x in self._counts("coincidences", duration_s, [25e3, 25e3, 5e3])
+        )
+        return CoincidenceCounts(singles_a, singles_b, coincidences, 1e-9, duration_s)
+
+
+class Bench:
+    """A store on tmp_path, a profile file and the factory that hands out scripted devices (logged)."""
+
+    def __init__(self, tmp_path: Path, tolerances: dict, faults: dict | None = None, profile: str = "") -> None:
+        self.store = Store(tmp_path / "results.db")
+        self.loaded = load_profile(profile or write_profile(tmp_path, tolerances))
+        self.faults = faults or {}
+        self.log: list[tuple[str, str, float]] = []
+
+    def factory(self, profile, build, seed, *, on_record=None, recorder=None) -> ScriptedDevice:
+        return ScriptedDevice(profile, build, self.faults, self.log)
+
+    def session(self, family, **kw) -> ProfileSession:
+        kw.setdefault("baseline_build", BASELINE)
+        s = ProfileSession(self.loaded, self.store, build=kw.pop("build", BUILD), device_factory=self.factory, **kw)
+        s.family.update(family)
+        return s
+
+    def durations(self, build: str, method: str) -> list[float]:
+        return [d for b, m, d in self.log if (b, m) == (build, method)]
+
+    def scales(self, run_id: int, protocol: str) -> list[float]:
+        return [r["payload"]["budget_scale"] for r in self.store.raw_records(run_id) if r["protocol"] == protocol]
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Bench:
+    """A bench whose profile gates nothing within a tolerance: identical builds stay INCONCLUSIVE."""
+    return Bench(tmp_path, tolerances={})
+
+
+def test_protocols_come_in_dependency_order():
+    # Rates need the Bell tomography's records, so bell is measured first whether or not a Bell metric is asked for.
+    assert [p.name for p in protocols_for({"pair_rate_hz", "capacity_ce_bits"})] == ["link", "bell", "rates"]
+    assert [p.name for p in protocols_for({"ebit_rate_hz", "bell_fidelity"})] == ["bell", "rates"]
+
+
+@pytest.mark.parametrize(("budget", "durations"), [("standard", [0.05, 0.05, 0.1]), ("quick", [0.0125, 0.0125])])
+def test_inconclusive_metrics_double_up_to_the_cap_and_no_further(bench, budget, durations):
+    session = bench.session({"bell_fidelity"}, budget=budget)
+    comp = session.comparison("bell_fidelity")
+    # Identical counts and a zero tolerance: no budget can resolve it, so the cap (4x standard, 2x quick) stops it.
+    assert comp.verdict is Verdict.INCONCLUSIVE
+    assert bench.durations(BUILD, "bell_tomography") == durations
+    assert bench.durations(BASELINE, "bell_tomography") == durations
+    units = [d / INTEGRATION_S for d in durations]
+    assert bench.scales(session.candidate.run_id, "bell") == units
+    assert session.candidate.ledger.scale["bell"] == sum(units) == BUDGETS[budget] * BUDGET_CAPS[budget]
+    assert comp.candidate.n == sum(units) * 9000  # the pooled counts: 1000 per setting and budget unit
+
+
+def test_a_superseding_protocol_doubles_its_own_scale_and_dependants_follow(bench):
+    session = bench.session({"logical_success_" + CODE, "pair_rate_hz"})
+    session.evaluate()
+    # Memories stop on an error count: each re-measurement replaces the last at twice its scale.
+    assert bench.scales(session.candidate.run_id, "logical") == [1.0, 2.0, 4.0]
+    assert session.candidate.ledger.scale["logical"] == 4.0
+    # Rates pool (1 + 1 + 2); bell, which it requires, is measured once and re-measured only with a bell metric.
+    assert bench.durations(BUILD, "coincidences") == [0.2, 0.2, 0.4]
+    assert bench.durations(BUILD, "bell_tomography") == [0.05]
+
+
+def test_baseline_source_is_measured_then_store(tmp_path):
+    bench = Bench(tmp_path, {"bell_fidelity": PASSING})
+    first = bench.session({"bell_fidelity"}, build=BASELINE, baseline_build=BUILD)
+    first.evaluate()
+    first.close("passed")
+    assert bench.store.run(first.candidate.run_id).provenance["baseline_source"] == "measured"
+    assert first.baseline is not None and bench.store.run(first.baseline.run_id).provenance["role"] == "baseline"
+
+    second = bench.session({"bell_fidelity"})
+    second.evaluate()
+    second.close()
+    assert bench.store.run(second.candidate.run_id).provenance["baseline_source"] == "store"
+    assert second.baseline is None and bench.durations(BASELINE, "bell_tomography") == [0.05]  # only as candidate
+    assert second.comparison("bell_fidelity").baseline is not None
+
+
+def test_baseline_source_is_none_for_a_bench_without_a_stored_baseline(tmp_path):
+    # The scripted device stands in for the bench's instruments; the session only reads the profile's kind.
+    bench = Bench(tmp_path, {}, profile="bench-emulated")
+    session = bench.session({"bell_fidelity"})
+    assert session.comparison("bell_fidelity").verdict is Verdict.NO_BASELINE
+    assert bench.store.run(session.candidate.run_id).provenance["baseline_source"] == "none"
+    assert bench.durations(BASELINE, "bell_tomography") == []
+
+
+def test_a_protocol_the_device_cannot_run_skips_its_metrics_with_the_reason(tmp_path):
+    reason = "link tomography needs a 'prepare_state' command in bench.analyzers"
+    bench = Bench(tmp_path, {"bell_fidelity": PASSING}, faults={"link_tomography": NotSupportedError(reason)})
+    session = bench.session({"bell_fidelity", "link_process_fidelity", "capacity_ce_bits"})
+    assert session.comparison("bell_fidelity").verdict is Verdict.PASS
+    assert session.skipped == {"link_process_fidelity": reason, "capacity_ce_bits": reason}
+    with pytest.raises(NotSupportedError, match="prepare_state"):
+        session.comparison("capacity_ce_bits")
+    assert session.candidate.ledger.raw["link"] == Failure(reason, FailureKind.NOT_SUPPORTED)
+    assert session.run_status() == "passed"
+
+
+def test_a_failed_prerequisite_is_an_error_naming_it(tmp_path):
+    bench = Bench(tmp_path, {}, faults={"bell_tomography": DeviceError("counter: COUN:COIN? timed out")})
+    session = bench.session({"bell_fidelity", "pair_rate_hz"})
+    bell, rate = session.comparison("bell_fidelity"), session.comparison("pair_rate_hz")
+    assert bell.verdict is Verdict.ERROR and bell.error == "counter: COUN:COIN? timed out"
+    assert rate.verdict is Verdict.ERROR
+    assert rate.error == "rates: prerequisite measurement bell failed: counter: COUN:COIN? timed out"
+    assert session.candidate.estimates["pair_rate_hz"].kind is FailureKind.PREREQUISITE
+    assert session.candidate.estimates["bell_fidelity"].kind is FailureKind.DEVICE
+    assert bench.durations(BUILD, "coincidences") == []  # a rate without its tomography is not measured at all
+    assert session.run_status() == "error"
+
+
+def test_records_the_analysis_cannot_use_are_an_analysis_error(tmp_path, monkeypatch):
+    bench = Bench(tmp_path, {})
+    monkeypatch.setitem(ROWS, "XY", [0, 0, 0, 0])
+    session = bench.session({"bell_fidelity"})
+    comp = session.comparison("bell_fidelity")
+    assert comp.verdict is Verdict.ERROR and "integrate longer" in comp.error
+    assert session.candidate.estimates["bell_fidelity"].kind is FailureKind.ANALYSIS
+
+
+@pytest.mark.parametrize("bug", [ValueError("bad duration"), KeyError("setting"), TypeError("not a number")])
+def test_a_bug_in_a_device_crashes_instead_of_becoming_an_error_verdict(tmp_path, bug):
+    bench = Bench(tmp_path, {}, faults={"bell_tomography": bug})
+    session = bench.session({"bell_fidelity"})
+    with pytest.raises(type(bug)):
+        session.evaluate()
+
+
+def test_a_bug_in_an_estimator_crashes(bench, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("bell_fidelity")
+
+    monkeypatch.setattr(estimators, "analyse_bell", broken)
+    with pytest.raises(KeyError):
+        bench.session({"bell_fidelity"}).evaluate()
+
+
+def test_analysis_products_are_stored_with_candidate_and_baseline_metrics(tmp_path):
+    tolerances = {"bell_fidelity": PASSING, "concurrence": PASSING, f"logical_success_{CODE}": PASSING}
+    bench = Bench(tmp_path, tolerances)
+    session = bench.session({"bell_fidelity", "concurrence", f"logical_success_{CODE}"})
+    session.evaluate()
+    session.close()
+    cand = bench.store.metrics(session.candidate.run_id)
+    base = bench.store.metrics(session.baseline.run_id)
+
+    bell = cand["bell_fidelity"][2]
+    assert bell["verdict"] == "PASS" and bell["artifacts"]["method"] == STATE_TOMOGRAPHY_METHOD
+    rho = np.array(bell["artifacts"]["rho"]["real"]) + 1j * np.array(bell["artifacts"]["rho"]["imag"])
+    counts = ScriptedDevice(None, BUILD, {}, []).bell_tomography(INTEGRATION_S)
+    np.testing.assert_allclose(rho, reconstruct_bell_state(counts), atol=1e-12)
+    assert state_fidelity(rho, PHI_PLUS) == pytest.approx(cand["bell_fidelity"][0].value, abs=1e-12)
+    assert "artifacts" not in cand["concurrence"][2]
+    assert base["bell_fidelity"][2]["artifacts"]["rho"] == bell["artifacts"]["rho"]  # same counts, same state
+    assert base["concurrence"][2] is None
+
+    (memory,) = cand[f"logical_success_{CODE}"][2]["artifacts"]["memories"]
+    assert {k: memory[k] for k in ("code", "basis", "distance", "rounds", "shots")} == {
+        "code": CODE,
+        "basis": "Z",
+        "distance": 3,
+        "rounds": 3,
+        "shots": SHOTS,
+    }
+    assert memory["p_fail"] == memory["errors"] / SHOTS
+    assert (memory["ci_low"], memory["ci_high"]) == pytest.approx(wilson_interval(memory["errors"], SHOTS))
+    assert base[f"logical_success_{CODE}"][2]["artifacts"]["memories"][0]["shots"] == SHOTS
