@@ -8,6 +8,12 @@ import time
 from pathlib import Path
 from typing import IO
 
+from harness.errors import DeviceError
+
+
+class RecordingError(DeviceError):
+    """The session recording (--record-session) cannot be written; the run ends as an ERROR."""
+
 
 class SessionRecorder:
     """Append one JSON line per exchange: instrument, command, reply, t (s since start), fault."""
@@ -31,10 +37,13 @@ class SessionRecorder:
         }
         with self._lock:
             if self._fh is None:
-                raise ValueError(f"session recorder {self.path} is closed")
-            # Flushed per line so a crash mid-session still leaves every completed exchange on disk.
-            self._fh.write(json.dumps(entry) + "\n")
-            self._fh.flush()
+                raise RecordingError(f"session recorder {self.path} is closed")
+            try:
+                # Flushed per line so a crash mid-session still leaves every completed exchange on disk.
+                self._fh.write(json.dumps(entry) + "\n")
+                self._fh.flush()
+            except OSError as exc:
+                raise RecordingError(f"cannot write the session recording {self.path}: {exc}") from exc
             self.count += 1
 
     def close(self) -> None:

@@ -177,8 +177,8 @@ class VisaTransport:
         """Send one command line."""
         import pyvisa
 
-        res = self._ready(timeout_s)
         try:
+            res = self._ready(timeout_s)
             res.write(text)
         except (pyvisa.errors.VisaIOError, OSError) as exc:
             raise self._map(exc, timeout_s) from exc
@@ -187,8 +187,8 @@ class VisaTransport:
         """Send a command and return its reply line."""
         import pyvisa
 
-        res = self._ready(timeout_s)
         try:
+            res = self._ready(timeout_s)
             res.write(text)
             return res.read()
         except (pyvisa.errors.VisaIOError, OSError, UnicodeDecodeError) as exc:
@@ -254,8 +254,8 @@ class SerialTransport:
         """Send one command line."""
         import serial
 
-        port = self._ready(timeout_s)
         try:
+            port = self._ready(timeout_s)
             port.write(text.encode() + self.write_termination)
             port.flush()
         except serial.SerialTimeoutException as exc:
