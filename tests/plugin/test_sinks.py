@@ -1,4 +1,4 @@
-"""The session's outputs: the verdict table and the summary JSON."""
+"""The session's outputs: the verdict table, the summary JSON and what the summary keeps of a metric's detail."""
 
 import json
 from pathlib import Path
@@ -8,6 +8,7 @@ import numpy as np
 from harness.metrics import Direction, Estimate
 from harness.pytest_plugin.sinks import format_table, json_default, write_summary
 from harness.store import Store
+from harness.summary import candidate_runs, run_summary
 
 
 def _store_one_run(store: Store, detail: dict | None = None) -> None:
@@ -54,3 +55,12 @@ def test_summary_json_holds_the_session_candidate_runs(tmp_path: Path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["profile"] == "p" and summary["verdict"] == "PASS"
     assert [m["name"] for m in summary["metrics"]] == ["bell_fidelity"]
+
+
+def test_metric_detail_reaches_the_summary_but_its_artifacts_do_not(tmp_path: Path):
+    with Store(tmp_path / "q.db") as store:
+        _store_one_run(store, {"p_value": 0.3, "artifacts": {"rho": [[0.5, 0.0], [0.0, 0.5]]}})
+        [run] = candidate_runs(store, "s1")
+        entry = run_summary(store, run)["metrics"][0]
+    assert entry["p_value"] == 0.3
+    assert "artifacts" not in entry
