@@ -11,13 +11,15 @@ from harness.gate import Verdict, overall_verdict
 from harness.store import RunRow, Store
 
 _METRIC_KEYS = ("name", "value", "ci_low", "ci_high", "n", "unit", "direction", "baseline", "delta", "verdict")
+# Bulky evidence (density matrices, memory counts) kept in a metric's stored detail for the report; not the contract.
+_NOT_SUMMARISED = frozenset({"artifacts"})
 
 
 def run_summary(store: Store, run: RunRow) -> dict:
     """The summary object of one candidate run."""
     metrics = []
     for name, (est, verdict, detail) in sorted(store.metrics(run.id).items()):
-        entry = dict(detail or {})
+        entry = {k: v for k, v in (detail or {}).items() if k not in _NOT_SUMMARISED}
         entry.update(
             name=name,
             value=est.value,

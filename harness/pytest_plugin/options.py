@@ -1,0 +1,135 @@
+"""The harness options: added in one group, parsed and validated once into a frozen `HarnessOptions`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.profiles import LoadedProfile
+
+MARKERS = {
+    "fidelity": "metric of the fidelity family (Bell state, link process)",
+    "entanglement_rate": "metric of the entanglement-rate family",
+    "capacity": "channel-capacity metric (C_E, Q1, chi)",
+    "logical": "logical-success metric (QEC memory, decoder in the loop)",
+    "bench_only": "runs only against a lab bench or its replay",
+    "sim_only": "runs only against a simulated device",
+}
+BUDGET_CHOICES = ("quick", "standard", "release")
+_T = TypeVar("_T")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Add the harness options, all in one group."""
+    g = parser.getgroup("qharness", "qharness regression harness")
+    g.addoption(
+        "--device-profile",
+        action="append",
+        default=[],
+        metavar="NAME|PATH",
+        help="device profile to test (repeatable: the suites run once per profile)",
+    )
+    g.addoption(
+        "--firmware-build", default=None, metavar="B", help="build under test (default: the profile's firmware.build)"
+    )
+    g.addoption(
+        "--baseline-build",
+        default=None,
+        metavar="B",
+        help="baseline build (default: the store's marked baseline, then the profile's firmware.baseline)",
+    )
+    g.addoption(
+        "--results-db",
+        default="reports/qharness.db",
+        metavar="PATH",
+        help="SQLite results store (default: reports/qharness.db)",
+    )
+    g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
+    g.addoption(
+        "--budget", default="standard", metavar="quick|standard|release", help="measurement budget (default: standard)"
+    )
+    g.addoption(
+        "--alpha", default="0.05", metavar="A", help="family-wise false-alarm rate per profile and run (default 0.05)"
+    )
+    g.addoption("--harness-summary", default=None, metavar="PATH", help="write a JSON summary of the verdicts")
+    g.addoption(
+        "--record-session",
+        default=None,
+        metavar="PATH",
+        help="record every instrument exchange of a bench run as JSONL (replay with kind: replay)",
+    )
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """The harness options of one pytest run, checked once: bad values never reach a fixture."""
+
+    profiles: Mapping[str, LoadedProfile]
+    firmware_build: str | None
+    baseline_build: str | None
+    db_path: Path
+    seed: int
+    budget: str
+    alpha: float
+    # pytest owns `--strict` (all of its strictness checks); a strict harness run also fails on INCONCLUSIVE.
+    strict: bool
+    summary_path: Path | None
+    record_session: str | None
+    allure_dir: str | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> HarnessOptions:
+        """Parse and check the options and load the profiles; raise pytest.UsageError saying how to fix one."""
+        opt = config.option
+        seed = _parse(opt.harness_seed, int, "--harness-seed", "an integer, e.g. --harness-seed 7")
+        alpha = _parse(opt.alpha, float, "--alpha", "a number in (0, 1), e.g. --alpha 0.05")
+        if not 0.0 < alpha < 1.0:
+            raise pytest.UsageError(f"--alpha must be in (0, 1), got {opt.alpha}")
+        if opt.budget not in BUDGET_CHOICES:
+            raise pytest.UsageError(f"--budget must be one of {', '.join(BUDGET_CHOICES)}, got {opt.budget!r}")
+        return cls(
+            profiles=MappingProxyType(_load_profiles(opt.device_profile, opt.firmware_build, opt.baseline_build)),
+            firmware_build=opt.firmware_build,
+            baseline_build=opt.baseline_build,
+            db_path=Path(opt.results_db),
+            seed=seed,
+            budget=opt.budget,
+            alpha=alpha,
+            strict=bool(getattr(opt, "strict", False)),
+            summary_path=Path(opt.harness_summary) if opt.harness_summary else None,
+            record_session=opt.record_session,
+            allure_dir=config.getoption("allure_report_dir", default=None),
+        )
+
+
+def _parse(text: str, kind: Callable[[str], _T], option: str, expected: str) -> _T:
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{option} must be {expected}; got {text!r}") from None
+
+
+def _load_profiles(refs: list[str], *builds: str | None) -> dict[str, LoadedProfile]:
+    """Profiles by name; each must exist, be given once, and define every build named on the command line."""
+    # Imported here: a pytest run without --device-profile never pays for pydantic and the profile models.
+    from harness.profiles import ProfileError, load_profile
+
+    profiles: dict[str, LoadedProfile] = {}
+    for ref in refs:
+        try:
+            loaded = load_profile(ref)
+            for build in builds:
+                if build is not None:
+                    loaded.effective(build)
+        except ProfileError as exc:
+            raise pytest.UsageError(f"--device-profile {ref}: {exc}") from None
+        if loaded.name in profiles:
+            raise pytest.UsageError(f"--device-profile {ref}: profile {loaded.name!r} is given twice")
+        profiles[loaded.name] = loaded
+    return profiles
