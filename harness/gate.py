@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from harness.metrics import Direction, Estimate, Tolerance
+from harness.stats import multiplicity
 
 
 class Verdict(StrEnum):
@@ -130,18 +131,7 @@ class Comparison:
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Return Holm step-down adjusted p-values (same order as given, monotone, capped at 1)."""
-    p = np.asarray(p_values, dtype=float)
-    m = p.size
-    if m == 0:
-        return []
-    if np.any(np.isnan(p)) or np.any(p < 0) or np.any(p > 1):
-        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
-    order = np.argsort(p, kind="stable")
-    scaled = (m - np.arange(m)) * p[order]
-    adjusted_sorted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    out = np.empty(m)
-    out[order] = adjusted_sorted
-    return out.tolist()
+    return list(multiplicity.holm(p_values))
 
 
 @dataclass(frozen=True)

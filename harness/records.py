@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,11 @@ class Identity:
     detail: str = ""
 
 
+def _pooled_counts(a: Any, b: Any) -> Any:
+    """Return `a` with `b`'s counts and integration time added (the caller checked that the settings match)."""
+    return replace(a, counts=np.asarray(a.counts) + np.asarray(b.counts), duration_s=a.duration_s + b.duration_s)
+
+
 @dataclass(frozen=True)
 class TomographyCounts:
     """Counts of a two-qubit Pauli tomography: one row of 4 outcomes per setting."""
@@ -56,11 +62,7 @@ class TomographyCounts:
         """Pool two tomographies of the same settings: counts and integration times add."""
         if self.settings != other.settings:
             raise ValueError(f"cannot pool tomography over different settings {self.settings} and {other.settings}")
-        return replace(
-            self,
-            counts=np.asarray(self.counts) + np.asarray(other.counts),
-            duration_s=self.duration_s + other.duration_s,
-        )
+        return _pooled_counts(self, other)
 
     def to_dict(self) -> dict:
         """JSON-ready form for the store."""
@@ -84,11 +86,7 @@ class ProcessCounts:
         """Pool two process tomographies of the same inputs and bases."""
         if (self.inputs, self.bases) != (other.inputs, other.bases):
             raise ValueError("cannot pool process tomography over different inputs or bases")
-        return replace(
-            self,
-            counts=np.asarray(self.counts) + np.asarray(other.counts),
-            duration_s=self.duration_s + other.duration_s,
-        )
+        return _pooled_counts(self, other)
 
     def to_dict(self) -> dict:
         """JSON-ready form for the store."""
