@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.metrics import Direction, Estimate, Tolerance
+from harness.metrics import Direction, Estimate, Tolerance, format_interval
 from harness.stats import multiplicity
 
 
@@ -88,12 +88,12 @@ class Comparison:
             return f"{head} {candidate_build} could not be measured: {self.error or 'no estimate'}"
         c = self.candidate
         unit = f" {c.unit}" if c.unit else ""
-        cand = f"{candidate_build} {_fmt(c.value)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]{unit}"
+        cand = f"{candidate_build} {format_interval(c.value, c.ci_low, c.ci_high, _fmt)}{unit}"
         if self.baseline is None or self.delta is None:
             return f"{head} {cand}; no baseline measurement of build {baseline_build} to compare with"
         b, d = self.baseline, self.delta
-        base = f"baseline {baseline_build} {_fmt(b.value)} [{_fmt(b.ci_low)}, {_fmt(b.ci_high)}]{unit}"
-        delta = f"delta {_fmt(d.value)} [{_fmt(d.ci_low)}, {_fmt(d.ci_high)}]"
+        base = f"baseline {baseline_build} {format_interval(b.value, b.ci_low, b.ci_high, _fmt)}{unit}"
+        delta = f"delta {format_interval(d.value, d.ci_low, d.ci_high, _fmt)}"
         tol = f"(tolerance {self.tolerance:g}, {self.worse_is()})"
         if self.verdict == Verdict.IMPROVED:
             p, label = self.p_improved_adjusted, "Holm-adjusted p(improved)"

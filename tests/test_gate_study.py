@@ -20,7 +20,7 @@ def _family(loaded) -> list[str]:
 
 
 def _tolerances(profile) -> dict[str, Tolerance]:
-    return {k: Tolerance(v.absolute or 0.0, v.relative or 0.0) for k, v in profile.tolerances.items()}
+    return profile.gate_tolerances()
 
 
 @pytest.fixture(scope="module")
