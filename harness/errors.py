@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of `qharness` and of `pytest test_suites`, following pytest's."""
+
+    OK = 0  # no regression
+    REGRESSION = 1  # a REGRESSION or an ERROR verdict, or INCONCLUSIVE under --strict
+    INTERRUPTED = 2  # SIGINT or SIGTERM; the run is marked aborted, raw records kept
+    INTERNAL_ERROR = 3  # a bug in qharness (a traceback is printed)
+    USAGE_ERROR = 4  # bad option, bad profile, unusable results store, unknown build
+    NO_TESTS = 5  # nothing collected
+
 
 class DeviceError(RuntimeError):
     """A device could not deliver a measurement (an ERROR verdict, never a REGRESSION)."""

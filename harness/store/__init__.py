@@ -4,9 +4,11 @@
 - `connection`: this process's connection (WAL, fair BEGIN IMMEDIATE write transactions, reconnect after fork);
 - `signals`: mark the open runs aborted on SIGTERM/SIGINT, then chain to the previous handler;
 - `provenance`: tool versions, git sha, host, pid, UTC timestamps and the stored JSON;
+- `check`: is a --results-db value usable? (checked before a run touches a device; never writes);
 - `store`: the `Store` facade and every query on the tables.
 """
 
+from harness.store.check import check_store, store_path
 from harness.store.connection import BUSY_TIMEOUT_MS
 from harness.store.errors import StoreError
 from harness.store.provenance import git_sha, pid_alive, tool_versions, utc_now
@@ -20,8 +22,10 @@ __all__ = [
     "RunStatus",
     "Store",
     "StoreError",
+    "check_store",
     "git_sha",
     "pid_alive",
+    "store_path",
     "tool_versions",
     "utc_now",
 ]
