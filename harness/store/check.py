@@ -41,7 +41,8 @@ def _nearest_existing(path: Path) -> Path:
 
 def _schema_version(path: Path) -> int | None:
     """Return the store's schema version read without writing (None for an empty database or no meta table)."""
-    uri = f"file:{path}?mode=ro"
+    # immutable: read without creating -wal/-shm files beside the store (a check never writes).
+    uri = f"file:{path}?mode=ro&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
