@@ -15,7 +15,7 @@ from harness.cli.app import DEFAULT_DB, DbOption, app, fail
 from harness.cli.child import GRACE_S, ChildResult, run_child
 from harness.errors import ExitCode
 from harness.profiles import ProfileError, load_profile
-from harness.store import Store, StoreError, check_store
+from harness.store import RunStatus, Store, StoreError, check_store, utc_now
 
 
 def suites_dir() -> Path:
@@ -81,15 +81,22 @@ def _check_store(db: str) -> Path:
         fail("run", str(exc))
 
 
-def _mark_aborted(path: Path) -> str:
-    """Mark 'aborted' the runs the ended child left 'running' (opening the store sweeps runs of dead processes)."""
+def _runs_outcome(path: Path, since: str) -> str:
+    """Mark 'aborted' the runs the ended child left 'running', and say what became of the runs it started."""
     if not path.exists():
         return "nothing was stored"
     try:
-        with Store(path):
-            return "run marked aborted, raw records kept"
+        with Store(path) as store:  # opening the store marks the runs of dead processes aborted
+            runs = [r for r in store.runs() if r.started_at >= since]
     except (StoreError, sqlite3.Error) as exc:
-        return f"the store could not be updated ({exc}): the run will be marked aborted when it is next opened"
+        return f"the store could not be updated ({exc}); its runs are marked aborted when it is next opened"
+    if not runs:
+        return "no run was started"
+    aborted = [str(r.id) for r in runs if r.status == RunStatus.ABORTED]
+    parts = [f"run {r.id} ended {r.status}" for r in runs if r.status != RunStatus.ABORTED]
+    if aborted:
+        parts.insert(0, f"run{'s' * (len(aborted) > 1)} {', '.join(aborted)} marked aborted, raw records kept")
+    return "; ".join(parts)
 
 
 def _exit_code(result: ChildResult) -> int:
@@ -101,9 +108,12 @@ def _exit_code(result: ChildResult) -> int:
     return ExitCode.INTERNAL_ERROR  # killed by another signal (a crash): a bug, not a verdict
 
 
-def _interrupted_line(result: ChildResult, outcome: str, report: str | None) -> str:
-    """The one line that says the run was stopped and what became of it."""
-    how = f"interrupted by {signal.Signals(result.signum).name}" if result.signum else "pytest was stopped by a signal"
+def _stopped_line(result: ChildResult, outcome: str, report: str | None) -> str:
+    """The one line that says why the suites stopped early and what became of the run."""
+    if result.signum is not None:
+        how = f"interrupted by {signal.Signals(result.signum).name}"
+    else:
+        how = f"pytest was ended by {signal.Signals(-result.returncode).name}"
     killed = f" (pytest did not stop within {GRACE_S:g} s and was killed)" if result.killed else ""
     skipped = "; no report written" if report else ""
     return f"qharness run: {how}{killed}; {outcome}{skipped}"
@@ -171,13 +181,14 @@ def run(
         extra=ctx.args,
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
+    started = utc_now()
     result = run_child(cmd)
     code = _exit_code(result)
     if code in (ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR):
-        outcome = _mark_aborted(path)  # a child that did not finish leaves no run 'running'
+        outcome = _runs_outcome(path, started)  # a child that did not finish leaves no run 'running'
         # A stop that pytest reported itself (exit 2 on a collection error) needs no second line; no report of it.
         if result.interrupted or result.returncode < 0:
-            typer.echo(_interrupted_line(result, outcome, report), err=True)
+            typer.echo(_stopped_line(result, outcome, report), err=True)
     elif report and path.exists():
         _write_report(path, build, names, report)
     raise typer.Exit(code)

@@ -57,8 +57,8 @@ def test_a_signal_stops_the_run_with_exit_2(tmp_path: Path, target: str, signum:
     assert "Traceback" not in out + err
     named = [line for line in err.splitlines() if "interrupted" in line]
     assert named == [
-        f"qharness run: interrupted by {signal.Signals(signum).name}; run marked aborted, raw records kept; "
-        "no report written"
+        f"qharness run: interrupted by {signal.Signals(signum).name}; run {running['id']} marked aborted, "
+        "raw records kept; no report written"
     ], err
     assert not (tmp_path / "report").exists()
     (run,) = query(db, "SELECT status, pid FROM runs WHERE id = ?", (running["id"],))
