@@ -89,6 +89,8 @@ def _stop(proc: subprocess.Popen, grace_s: float) -> bool:
 def run_child(cmd: Sequence[str], grace_s: float = GRACE_S) -> ChildResult:
     """Run `cmd` in its own session; on SIGINT/SIGTERM forward one SIGINT, wait up to `grace_s`, then SIGKILL."""
     blocked = STOP_SIGNALS | {signal.SIGCHLD}
+    # An inherited SIG_IGN for SIGCHLD would let the kernel reap the child and hide its exit status.
+    previous_chld = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Blocked before the fork: a signal that comes while the child starts waits for sigwaitinfo below.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
@@ -101,4 +103,5 @@ def run_child(cmd: Sequence[str], grace_s: float = GRACE_S) -> ChildResult:
             pass
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGCHLD, previous_chld)
     return ChildResult(returncode, signum, killed)
