@@ -58,40 +58,28 @@ def test_1_regression(measured_store: tuple[Path, subprocess.CompletedProcess], 
     assert "overall: REGRESSION" in gate.stdout
 
 
+def capacity_with(setup: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the real `qharness capacity` entry point after `setup` (Python) arranged what happens inside it."""
+    script = f"{setup}\nfrom harness.cli import main\nmain()\n"
+    args = ["capacity", "--channel", "dephasing", "--param", "p=0.1"]
+    return subprocess.run([QHARNESS[0], "-c", script, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_2_a_signal_during_any_command_is_one_line(tmp_path: Path, signum: str) -> None:
     # The signal arrives while `capacity` computes: the command is real, only its timing is arranged.
-    script = (
-        "import os, signal, time\n"
-        "import harness.cli.capacity as cap\n"
-        f"cap._compute = lambda *a: (os.kill(os.getpid(), signal.{signum}), time.sleep(30))\n"
-        "from harness.cli import main\n"
-        "main()\n"
-    )
-    res = subprocess.run(
-        [QHARNESS[0], "-c", script, "capacity", "--channel", "dephasing", "--param", "p=0.1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    res = capacity_with(
+        "import os, signal, time\nimport harness.cli.capacity as cap\n"
+        f"cap._compute = lambda *a: (os.kill(os.getpid(), signal.{signum}), time.sleep(30))",
+        tmp_path,
     )
     assert res.returncode == ExitCode.INTERRUPTED
     assert one_line(res) == f"qharness: interrupted by {signum}"
 
 
 def test_3_a_bug_prints_its_traceback(tmp_path: Path) -> None:
-    script = (
-        "import harness.analysis.capacities as caps\n"
-        "caps.CLOSED_FORMS['dephasing'] = ('p', lambda p: 1 / 0)\n"
-        "from harness.cli import main\n"
-        "main()\n"
-    )
-    res = subprocess.run(
-        [QHARNESS[0], "-c", script, "capacity", "--channel", "dephasing", "--param", "p=0.1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    res = capacity_with(
+        "import harness.analysis.capacities as caps\ncaps.CLOSED_FORMS['dephasing'] = ('p', lambda p: 1 / 0)", tmp_path
     )
     assert res.returncode == ExitCode.INTERNAL_ERROR
     assert "Traceback (most recent call last)" in res.stderr and "ZeroDivisionError" in res.stderr
