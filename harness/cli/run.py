@@ -108,12 +108,20 @@ def _exit_code(result: ChildResult) -> int:
     return ExitCode.INTERNAL_ERROR  # killed by another signal (a crash): a bug, not a verdict
 
 
+def _signal_name(signum: int) -> str:
+    """SIGINT for 2, and so on ('signal 40' for a number without a name)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _stopped_line(result: ChildResult, outcome: str, report: str | None) -> str:
     """The one line that says why the suites stopped early and what became of the run."""
     if result.signum is not None:
-        how = f"interrupted by {signal.Signals(result.signum).name}"
+        how = f"interrupted by {_signal_name(result.signum)}"
     else:
-        how = f"pytest was ended by {signal.Signals(-result.returncode).name}"
+        how = f"pytest was ended by {_signal_name(-result.returncode)}"
     killed = f" (pytest did not stop within {GRACE_S:g} s and was killed)" if result.killed else ""
     skipped = "; no report written" if report else ""
     return f"qharness run: {how}{killed}; {outcome}{skipped}"
