@@ -8,13 +8,22 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-EXIT_USAGE = 2  # pytest's exit code for a usage error; every command exits with it for a user's mistake
+from harness.errors import ExitCode
+
 DEFAULT_DB = "reports/qharness.db"
 
-DbOption = Annotated[str, typer.Option("--db", "--results-db", help="results store (SQLite file)")]
+DbOption = Annotated[
+    str, typer.Option("--db", "--results-db", metavar="PATH", help="results store (SQLite file or sqlite:///PATH)")
+]
 
-# A bare command group prints its help; errors are one line, never a rich traceback.
-_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "add_completion": False, "pretty_exceptions_enable": False}
+# A bare command group prints its help; errors are one line, never a rich traceback. Plain (click) help, not rich
+# panels: rich cuts long option names such as --baseline-build at 80 columns, click wraps the text beside them.
+_SETTINGS: dict[str, Any] = {
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
 
 app = typer.Typer(
     name="qharness", help="Regression harness for quantum-link firmware: measure, compare, report.", **_SETTINGS
@@ -29,14 +38,14 @@ def command_group(name: str, description: str) -> typer.Typer:
 
 
 def usage_exit(*lines: str) -> NoReturn:
-    """Print the lines on stderr and exit with status 2 (a usage or data error, never a traceback)."""
+    """Print the lines on stderr and exit with status 4 (a usage or data error, never a traceback)."""
     for line in lines:
         print(line, file=sys.stderr)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(ExitCode.USAGE_ERROR)
 
 
 def fail(command: str, message: str) -> NoReturn:
-    """Print 'qharness COMMAND: MESSAGE' on stderr and exit with status 2."""
+    """Print 'qharness COMMAND: MESSAGE' on stderr and exit with status 4."""
     usage_exit(f"qharness {command}: {message}")
 
 
@@ -46,11 +55,15 @@ def console() -> Console:
 
 
 def open_db(command: str, db: str) -> Any:
-    """Return the Store at `db`, or exit 2 when it is missing or unreadable (reading never creates a store)."""
+    """Return the Store at `db`, or exit 4 when it is missing or unusable (reading never creates a store)."""
     from harness.report.build import open_store
     from harness.report.data import ReportError
+    from harness.store import StoreError, check_store, store_path
 
     try:
-        return open_store(db)
-    except ReportError as exc:
+        path = store_path(db)
+        if path.exists():
+            check_store(path)  # one line for junk, a directory, a newer schema, no permission; never writes
+        return open_store(path)
+    except (ReportError, StoreError) as exc:
         fail(command, str(exc))

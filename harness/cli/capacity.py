@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from harness.cli.app import app, usage_exit
+from harness.cli.app import app, fail
 
 
 class _UsageError(Exception):
-    """A user error the command reports on one line with exit status 2."""
+    """A user error the command reports on one line with exit status 4."""
 
 
 def _parse_params(params: list[str]) -> dict[str, float]:
@@ -93,14 +93,21 @@ def capacity(
         None, "--channel", help="depolarizing (p), dephasing (p), amplitude_damping (gamma) or erasure (epsilon)"
     ),
     param: list[str] = typer.Option([], "--param", help="Channel parameter NAME=VALUE, e.g. p=0.1"),
-    choi: Path | None = typer.Option(None, "--choi", help='JSON file {"real": [[...]], "imag": [[...]]}'),
+    choi: Path | None = typer.Option(
+        None,
+        "--choi",
+        metavar="FILE",
+        help='JSON file {"real": [[...]], "imag": [[...]]} holding the Choi matrix J = sum_ij |i><j| ⊗ N(|i><j|) '
+        "of a qubit-input channel: input factor first (row and column i*d_out + a for input i, output a), "
+        "unnormalised (Tr J = 2, Tr_out J = I), Hermitian, PSD and trace preserving within 1e-6",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Print C_E, Q1 and chi of a qubit-input channel in bits per channel use."""
     try:
         c_e, q1, chi = _compute(channel, param, choi)
     except _UsageError as exc:
-        usage_exit(f"error: {exc}")
+        fail("capacity", str(exc))
     if as_json:
         typer.echo(json.dumps({"C_E": c_e, "Q1": q1, "chi": chi, "unit": "bit/use"}))
         return

@@ -32,14 +32,14 @@ def _verdict(v: str | None) -> str:
 
 
 def _check_profile(command: str, store: Any, profile: str) -> None:
-    """Exit 2 unless the store knows `profile`."""
+    """Exit 4 unless the store knows `profile`."""
     known = store.profiles()
     if profile not in known:
         fail(command, f"--profile {profile!r} has no runs in {store.path} (known: {', '.join(known) or 'none'})")
 
 
 def _check_build(command: str, store: Any, profile: str, build: str, label: str) -> None:
-    """Exit 2 unless the store holds a completed run of `build` of `profile` (`label` names the argument)."""
+    """Exit 4 unless the store holds a completed run of `build` of `profile` (`label` names the argument)."""
     if not store.has_build(profile, build):
         builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
         fail(command, f"{label} {build!r} has no completed run of {profile} (known: {', '.join(builds)})")

@@ -35,7 +35,7 @@ def list_command() -> None:
 def validate_command(
     paths: list[str] = typer.Argument(..., help="profile files (or names) to check"),
 ) -> None:
-    """Check profiles: exit 0 if all are valid, else 2 with one 'PATH: key.path: message' line per problem."""
+    """Check profiles: exit 0 if all are valid, else 4 with one 'PATH: key.path: message' line per problem."""
     problems: list[str] = []
     for target in paths:
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
+import signal
+import sqlite3
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -10,8 +11,11 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import DEFAULT_DB, DbOption, app
+from harness.cli.app import DEFAULT_DB, DbOption, app, fail
+from harness.cli.child import GRACE_S, ChildResult, run_child
+from harness.errors import ExitCode
 from harness.profiles import ProfileError, load_profile
+from harness.store import RunStatus, Store, StoreError, check_store, utc_now
 
 
 def suites_dir() -> Path:
@@ -51,30 +55,132 @@ def pytest_command(
     return cmd + list(extra)
 
 
+def _check_profiles(profiles: list[str], build: str | None) -> list[str]:
+    """Return the profiles' names, or exit 4 on one line if one cannot be loaded or does not know `build`."""
+    names = []
+    for ref in profiles:
+        try:
+            loaded = load_profile(ref)
+            loaded.effective(build)
+        except ProfileError as exc:
+            first = exc.problems[0]
+            text = str(first) if first.file != "<profile>" else first.message
+            named = "" if text.startswith(ref) else f"--profile {ref}: "
+            more = len(exc.problems) - 1
+            hint = f" (and {more} more; see 'qharness profiles validate {ref}')" if more else ""
+            fail("run", f"{named}{text}{hint}")
+        names.append(loaded.name)
+    return names
+
+
+def _check_store(db: str) -> Path:
+    """Return the results store's SQLite path, or exit 4 on one line if it cannot be used (nothing is written)."""
+    try:
+        return check_store(db)
+    except StoreError as exc:
+        fail("run", str(exc))
+
+
+def _runs_outcome(path: Path, since: str) -> str:
+    """Mark 'aborted' the runs the ended child left 'running', and say what became of the runs it started."""
+    if not path.exists():
+        return "nothing was stored"
+    try:
+        with Store(path) as store:  # opening the store marks the runs of dead processes aborted
+            runs = [r for r in store.runs() if r.started_at >= since]
+    except (StoreError, sqlite3.Error) as exc:
+        return f"the store could not be updated ({exc}); its runs are marked aborted when it is next opened"
+    if not runs:
+        return "no run was started"
+    aborted = [str(r.id) for r in runs if r.status == RunStatus.ABORTED]
+    parts = [f"run {r.id} ended {r.status}" for r in runs if r.status != RunStatus.ABORTED]
+    if aborted:
+        parts.insert(0, f"run{'s' * (len(aborted) > 1)} {', '.join(aborted)} marked aborted, raw records kept")
+    return "; ".join(parts)
+
+
+def _exit_code(result: ChildResult) -> int:
+    """The exit status of `qharness run` for the child's end: pytest's own codes pass through."""
+    if result.returncode >= 0:
+        return result.returncode
+    if -result.returncode in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        return ExitCode.INTERRUPTED
+    return ExitCode.INTERNAL_ERROR  # killed by another signal (a crash): a bug, not a verdict
+
+
+def _signal_name(signum: int) -> str:
+    """SIGINT for 2, and so on ('signal 40' for a number without a name)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _stopped_line(result: ChildResult, outcome: str, report: str | None) -> str:
+    """The one line that says why the suites stopped early and what became of the run."""
+    if result.signum is not None:
+        how = f"interrupted by {_signal_name(result.signum)}"
+    else:
+        how = f"pytest was ended by {_signal_name(-result.returncode)}"
+    killed = f" (pytest did not stop within {GRACE_S:g} s and was killed)" if result.killed else ""
+    skipped = "; no report written" if report else ""
+    return f"qharness run: {how}{killed}; {outcome}{skipped}"
+
+
+def _write_report(db: Path, build: str | None, names: list[str], out_dir: str) -> None:
+    """Write the report of the run just finished into `out_dir` (a failure is one line, not an exit status)."""
+    from harness.report import ReportError, build_report, open_store
+
+    try:
+        with open_store(db) as store:
+            result = build_report(store, release=build or "latest", out_dir=out_dir, profiles=names)
+        typer.echo(f"report: {result.index_html} ({result.verdict})", err=True)
+    except ReportError as exc:
+        typer.echo(f"qharness run: no report written: {exc}", err=True)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
     ctx: typer.Context,
-    profile: Annotated[list[str], typer.Option("--profile", "-p", help="device profile name or path (repeatable)")],
-    build: Annotated[str | None, typer.Option("--build", "--firmware-build", help="build under test")] = None,
-    baseline: Annotated[str | None, typer.Option("--baseline", "--baseline-build", help="baseline build")] = None,
+    profile: Annotated[
+        list[str],
+        typer.Option("--profile", "-p", metavar="NAME|PATH", help="device profile name or path (repeatable)"),
+    ],
+    build: Annotated[
+        str | None, typer.Option("--build", "--firmware-build", metavar="BUILD", help="build under test")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", "--baseline-build", metavar="BUILD", help="baseline build")
+    ] = None,
     db: DbOption = DEFAULT_DB,
-    seed: Annotated[int, typer.Option("--seed", "--harness-seed", help="seed of the simulated streams")] = 1,
-    budget: Annotated[str, typer.Option(help="quick | standard | release")] = "standard",
-    alpha: Annotated[float, typer.Option(help="family-wise false-alarm rate per profile")] = 0.05,
+    seed: Annotated[
+        int, typer.Option("--seed", "--harness-seed", metavar="N", help="seed of the simulated streams")
+    ] = 1,
+    budget: Annotated[str, typer.Option(metavar="quick|standard|release", help="measurement budget")] = "standard",
+    alpha: Annotated[float, typer.Option(metavar="A", help="family-wise false-alarm rate per profile")] = 0.05,
     summary: Annotated[
-        str | None, typer.Option("--summary", "--harness-summary", help="JSON summary path")
+        str | None, typer.Option("--summary", "--harness-summary", metavar="PATH", help="JSON summary path")
     ] = "reports/summary.json",
     strict: Annotated[bool, typer.Option(help="INCONCLUSIVE fails the run")] = False,
     report: Annotated[
-        str | None, typer.Option(help="after the run, write the HTML/Markdown/JSON report into this directory")
+        str | None,
+        typer.Option(metavar="DIR", help="after the run, write the HTML/Markdown/JSON report into this directory"),
     ] = None,
 ) -> None:
-    """Run the regression suites (./test_suites, else the packaged ones); exit codes follow pytest."""
+    """Run the regression suites (./test_suites, else the packaged ones); exit codes follow pytest.
+
+    Options qharness does not know (e.g. -k bell, -x) are passed to pytest.
+
+    The profiles and the results store are checked before any device is touched. SIGINT or SIGTERM stops the
+    suites: the run is marked aborted, its raw records are kept, and qharness exits 2.
+    """
+    names = _check_profiles(profile, build)
+    path = _check_store(db)
     cmd = pytest_command(
         profile,
         build=build,
         baseline=baseline,
-        db=db,
+        db=str(path),
         seed=seed,
         budget=budget,
         alpha=alpha,
@@ -83,15 +189,14 @@ def run(
         extra=ctx.args,
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
-    code = subprocess.call(cmd)
-    if report and Path(db).exists():
-        from harness.report import ReportError, build_report, open_store
-
-        try:
-            with open_store(db) as store:
-                names = [load_profile(p).name for p in profile]
-                result = build_report(store, release=build or "latest", out_dir=report, profiles=names)
-            typer.echo(f"report: {result.index_html} ({result.verdict})", err=True)
-        except (ReportError, ProfileError) as exc:
-            typer.echo(f"qharness run: no report written: {exc}", err=True)
+    started = utc_now()
+    result = run_child(cmd)
+    code = _exit_code(result)
+    if code in (ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR):
+        outcome = _runs_outcome(path, started)  # a child that did not finish leaves no run 'running'
+        # A stop that pytest reported itself (exit 2 on a collection error) needs no second line; no report of it.
+        if result.interrupted or result.returncode < 0:
+            typer.echo(_stopped_line(result, outcome, report), err=True)
+    elif report and path.exists():
+        _write_report(path, build, names, report)
     raise typer.Exit(code)

@@ -61,7 +61,7 @@ def test_qutrit_choi_file(tmp_path):
 )
 def test_usage_errors(args, match):
     res = runner.invoke(app, ["capacity", *args])
-    assert res.exit_code == 2
+    assert res.exit_code == 4
     assert match in res.stderr
     assert "Traceback" not in res.output
 
@@ -82,7 +82,7 @@ def test_bad_choi_files(tmp_path, content, match):
     f = tmp_path / "c.json"
     f.write_text(content)
     res = runner.invoke(app, ["capacity", "--choi", str(f)])
-    assert res.exit_code == 2
+    assert res.exit_code == 4
     assert match in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
@@ -103,6 +103,6 @@ def test_real_subprocess(tmp_path):
         text=True,
         timeout=120,
     )
-    assert res.returncode == 2
+    assert res.returncode == 4
     assert "not PSD" in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

@@ -82,5 +82,5 @@ def test_emulate_subprocess_serves_a_ready_profile(tmp_path, serial):
 )
 def test_emulate_rejects_bad_options_in_one_line(args, needle):
     proc = subprocess.run([*CLI, "--profile", "bench-emulated", *args], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr and "Traceback" not in proc.stderr

@@ -48,7 +48,7 @@ def test_there_are_at_least_25_malformed_profiles() -> None:
 
 
 def test_validate_rejects_all_malformed_profiles_without_traceback(bad_run: subprocess.CompletedProcess) -> None:
-    assert bad_run.returncode == 2, bad_run.stderr
+    assert bad_run.returncode == 4, bad_run.stderr
     assert "Traceback" not in bad_run.stderr + bad_run.stdout
     assert bad_run.stdout == ""  # nothing was valid
 
@@ -98,9 +98,9 @@ def test_show_prints_effective_profile_and_hash(tmp_path: Path) -> None:
     assert f"# content_hash: sha256:{load_profile('aer-metro-extends').content_hash}" in run.stdout
 
 
-def test_show_unknown_build_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_show_unknown_build_is_one_line_exit_4(tmp_path: Path) -> None:
     run = qharness("profiles", "show", "aer-reference", "--build", "2.6.0", cwd=tmp_path)
-    assert run.returncode == 2
+    assert run.returncode == 4
     assert "Traceback" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "2.3.0, 2.4.0, 2.5.0-rc1" in lines[0]

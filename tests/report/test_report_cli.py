@@ -100,16 +100,16 @@ def test_compare_with_an_unloadable_profile_uses_zero_tolerances(release_store: 
         (["report", "--release", "x", "-p", "nope", "--out", "OUT"], "--profile: nope not in results store"),
     ],
 )
-def test_user_errors_exit_2_with_one_line(
+def test_user_errors_exit_4_with_one_line(
     release_store: ReleaseStore, tmp_path: Path, args: list[str], needle: str
 ) -> None:
     args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
     res = runner.invoke(app, [*args, "--db", str(release_store.path)])
-    assert res.exit_code == 2
+    assert res.exit_code == 4
     assert needle in one_line_error(res)
 
 
-def test_missing_or_unreadable_db_exits_2(tmp_path: Path) -> None:
+def test_missing_or_unreadable_db_exits_4(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "q.db"
     for args in (
         ["history", "-p", "x"],
@@ -119,14 +119,14 @@ def test_missing_or_unreadable_db_exits_2(tmp_path: Path) -> None:
         ["report", "--release", "r", "--out", str(tmp_path / "o")],
     ):
         res = runner.invoke(app, [*args, "--db", str(missing)])
-        assert res.exit_code == 2, args
+        assert res.exit_code == 4, args
         assert "does not exist" in one_line_error(res)
     assert not missing.exists() and not missing.parent.exists()  # reading never creates a store
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not an SQLite file, just bytes " * 100)
     res = qharness("history", "-p", "x", "--db", str(junk))
-    assert res.returncode == 2
-    assert "not a usable SQLite database" in one_line_error(res)
+    assert res.returncode == 4
+    assert "is not a SQLite database" in one_line_error(res)
 
 
 # -- history, baseline, export ----------------------------------------------------------------------------
