@@ -130,15 +130,20 @@ class Store:
             c.execute("UPDATE runs SET provenance = ? WHERE id = ?", (dumps(merged), run_id))
 
     def finish_run(self, run_id: int, status: str) -> None:
-        """Set the run's final status (a RunStatus other than RUNNING, or its value) and ended_at."""
+        """Set the run's final status (a RunStatus other than RUNNING, or its value) and ended_at.
+
+        A run already marked aborted (by the signal guard) stays aborted: an interrupt is the truth about it.
+        """
         if status not in list(RunStatus) or status == RunStatus.RUNNING:
             raise StoreError(f"run status {status!r} is not a final status; use one of passed, failed, error, aborted")
         with self._db.write() as c:
-            cur = c.execute(
-                "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (RunStatus(status), utc_now(), run_id)
-            )
-            if cur.rowcount == 0:
+            found = c.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if found is None:
                 raise StoreError(f"results store {self.path} has no run {run_id}")
+            if found[0] != RunStatus.ABORTED:
+                c.execute(
+                    "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (RunStatus(status), utc_now(), run_id)
+                )
         self._open_runs.discard(run_id)
 
     def _abort(self, run_ids: list[int]) -> int:
