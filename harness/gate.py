@@ -288,9 +288,12 @@ def evaluate(
 
 
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict:
-    """Return REGRESSION if any, else ERROR if any, else INCONCLUSIVE if any, else PASS."""
+    """Return REGRESSION if any, else ERROR if any, else INCONCLUSIVE if any, else PASS if any metric was compared.
+
+    With nothing compared (every metric NO_BASELINE, or none at all) the verdict is NO_BASELINE, never a PASS.
+    """
     seen = {Verdict(v) for v in verdicts}
     for v in (Verdict.REGRESSION, Verdict.ERROR, Verdict.INCONCLUSIVE):
         if v in seen:
             return v
-    return Verdict.PASS
+    return Verdict.PASS if seen & {Verdict.PASS, Verdict.IMPROVED} else Verdict.NO_BASELINE

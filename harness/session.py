@@ -12,6 +12,7 @@ layers' own errors. Anything else is a bug and propagates, so it crashes the run
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,16 +22,22 @@ from harness.devices import open_device
 from harness.devices.base import Device
 from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
 from harness.gate import Comparison, Verdict, error_comparison, evaluate, overall_verdict
-from harness.metrics import Estimate, Tolerance
+from harness.metrics import Estimate, Tolerance, metric_spec
 from harness.physics.channels import ChannelError
 from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
 from harness.protocols import Failure, FailureKind, Ledger, Protocol, protocol_for, protocols_for
 from harness.qec.noise import QecError
-from harness.store import Store
+from harness.store import RunStatus, Store
 
 DeviceFactory = Callable[..., Device]
 # Errors of the analysis and QEC layers: a record that cannot become its metric (an ERROR verdict, not a crash).
 ANALYSIS_ERRORS = (AnalysisError, QecError, ChannelError)
+
+
+def unmeasured(metric: str) -> Estimate:
+    """The stored stand-in of a metric that has no estimate: NaN value and interval, n = 0, the metric's unit."""
+    spec = metric_spec(metric)
+    return Estimate(math.nan, math.nan, math.nan, 0, spec.unit, spec.direction)
 
 
 @dataclass
@@ -104,22 +111,34 @@ class ProfileSession:
         return self.candidate.profile
 
     def open_candidate(self) -> Device:
-        """Open the device under test once and check that it runs the build under test."""
+        """Open the device under test once and check that it runs the build under test.
+
+        A failure is remembered and raised again on every later call: a dead bench is not retried by every test.
+        """
+        if self._open_error is not None:
+            raise self._open_error
         side = self.candidate
         if side.device is None:
-            side.run_id = self._start_run(side)
-            # A bench reports each completed setting here, so it is stored before anything else can fail.
-            on_record = partial(self.store.add_raw, side.run_id)
-            device = self._factory(side.profile, side.build, self.seed, on_record=on_record, recorder=self.recorder)
-            side.device = device
-            device.open()
-            ident = device.identify()
-            if ident.build != side.build:
-                raise IdentityMismatchError(
-                    f"{self.loaded.name}: device reports firmware build {ident.build!r} but the build under test "
-                    f"is {side.build!r}; flash {side.build!r} or pass --firmware-build {ident.build!r}"
-                )
+            try:
+                self._open_candidate(side)
+            except Exception as exc:
+                self._open_error = exc
+                raise
         return side.device
+
+    def _open_candidate(self, side: _Side) -> None:
+        side.run_id = self._start_run(side)
+        # A bench reports each completed setting here, so it is stored before anything else can fail.
+        on_record = partial(self.store.add_raw, side.run_id)
+        device = self._factory(side.profile, side.build, self.seed, on_record=on_record, recorder=self.recorder)
+        side.device = device  # closed (with its fault statistics kept) by close(), however opening ends
+        device.open()
+        ident = device.identify()
+        if ident.build != side.build:
+            raise IdentityMismatchError(
+                f"{self.loaded.name}: device reports firmware build {ident.build!r} but the build under test "
+                f"is {side.build!r}; flash {side.build!r} or pass --firmware-build {ident.build!r}"
+            )
 
     def _start_run(self, side: _Side) -> int:
         return self.store.start_run(
@@ -133,8 +152,8 @@ class ProfileSession:
             provenance={"kind": side.profile.kind, "role": "candidate" if side is self.candidate else "baseline"},
         )
 
-    def close(self, status: str | None = None) -> None:
-        """Close every device (never raises) and finish the runs with their status."""
+    def close(self, status: RunStatus | None = None) -> None:
+        """Close every device (never raises) and finish the runs: with `status` if given, else each its own."""
         for side in (self.candidate, self.baseline):
             if side is None:
                 continue
@@ -146,14 +165,25 @@ class ProfileSession:
                 with contextlib.suppress(Exception):
                     side.device.close()
             if side.run_id is not None:
-                self.store.finish_run(side.run_id, status or self.run_status())
+                own = self.run_status() if side is self.candidate else self._baseline_status(side)
+                self.store.finish_run(side.run_id, status or own)
 
-    def run_status(self) -> str:
-        """Run status from the verdicts: failed on REGRESSION, error on ERROR, else passed."""
+    def run_status(self) -> RunStatus:
+        """The candidate run's status from the verdicts: failed on REGRESSION, error on ERROR, else passed."""
         if self.comparisons is None:
-            return "error"
+            return RunStatus.ERROR
         top = overall_verdict(c.verdict for c in self.comparisons.values())
-        return {Verdict.REGRESSION: "failed", Verdict.ERROR: "error"}.get(top, "passed")
+        return {Verdict.REGRESSION: RunStatus.FAILED, Verdict.ERROR: RunStatus.ERROR}.get(top, RunStatus.PASSED)
+
+    @staticmethod
+    def _baseline_status(side: _Side) -> RunStatus:
+        """An in-session baseline run's own status: passed when it measured every metric, else error.
+
+        The baseline is not gated, so the session's REGRESSION is not its failure.
+        """
+        failures = [e for e in side.estimates.values() if isinstance(e, Failure)]
+        failed = any(f.kind is not FailureKind.NOT_SUPPORTED for f in failures)
+        return RunStatus.ERROR if failed or not side.estimates else RunStatus.PASSED
 
     # -- measurement -------------------------------------------------------------------------
 
@@ -198,9 +228,15 @@ class ProfileSession:
     def _acquire_baseline(self, protocols: list[Protocol]) -> dict[str, Estimate]:
         """Baseline metrics from the store, else measured now on a simulated device, else none."""
         name = self.loaded.name
+        if self.build == self.baseline_build:
+            # Measuring the baseline build itself: comparing it with itself would be a PASS that means nothing.
+            self.baseline_source = "none"
+            return {}
         if self.store.has_build(name, self.baseline_build):
             self.baseline_source = "store"
-            return self.store.latest_metrics(name, self.baseline_build)
+            stored = self.store.latest_metrics(name, self.baseline_build)
+            # A metric its run could not measure is stored unmeasured (n = 0): there is nothing to compare with.
+            return {m: e for m, e in stored.items() if e.n > 0}
         if self.profile.kind != "aer":
             self.baseline_source = "none"
             return {}
@@ -214,17 +250,20 @@ class ProfileSession:
         return side.measured()
 
     def evaluate(self) -> dict[str, Comparison]:
-        """Measure the whole family once, gate it (Holm), re-measure INCONCLUSIVE metrics up to the budget cap."""
+        """Measure the whole family once, gate it (Holm), re-measure INCONCLUSIVE metrics up to the budget cap.
+
+        A device that cannot be opened or identified ends the profile at once: every metric of the family is an
+        ERROR naming that one cause (stored, so the table and summary list them all).
+        """
         if self.comparisons is not None:
             return self.comparisons
-        if self._open_error is not None:
-            # A device that could not be opened is not retried by every test (a dead bench would cost minutes).
-            raise self._open_error
         try:
             self.open_candidate()
-        except Exception as exc:
-            self._open_error = exc
-            raise
+        except DeviceError as exc:
+            reason = str(exc) or type(exc).__name__
+            self.comparisons = {m: error_comparison(m, None, None, reason, self.alpha) for m in sorted(self.family)}
+            self._store_metrics()
+            return self.comparisons
         protocols = protocols_for(self.family)
         self._measure(self.candidate, protocols)
         baselines = self._acquire_baseline(protocols)
@@ -265,11 +304,12 @@ class ProfileSession:
         assert self.comparisons is not None
         side = self.candidate
         for name, comp in self.comparisons.items():
-            if comp.candidate is not None:
-                detail = comp.to_dict()
-                if name in side.artifacts:
-                    detail["artifacts"] = side.artifacts[name]
-                self.store.add_metric(side.run_id, name, comp.candidate, str(comp.verdict), detail)
+            detail = comp.to_dict()
+            if name in side.artifacts:
+                detail["artifacts"] = side.artifacts[name]
+            # A metric without an estimate (an ERROR) is stored too, so every report lists it with its reason.
+            estimate = comp.candidate or unmeasured(name)
+            self.store.add_metric(side.run_id, name, estimate, str(comp.verdict), detail)
         if self.baseline is not None:
             for name, est in self.baseline.measured().items():
                 found = self.baseline.artifacts.get(name)

@@ -116,7 +116,9 @@ def test_overall_verdict_precedence() -> None:
     assert overall_verdict([V.PASS, V.INCONCLUSIVE, V.ERROR, V.NO_BASELINE]) == V.ERROR
     assert overall_verdict([V.PASS, V.INCONCLUSIVE, V.IMPROVED]) == V.INCONCLUSIVE
     assert overall_verdict([V.PASS, V.NO_BASELINE, V.IMPROVED]) == V.PASS
-    assert overall_verdict([]) == V.PASS
+    # Nothing compared is never a PASS.
+    assert overall_verdict([V.NO_BASELINE, V.NO_BASELINE]) == V.NO_BASELINE
+    assert overall_verdict([]) == V.NO_BASELINE
     assert overall_verdict(["REGRESSION", "PASS"]) == V.REGRESSION  # type: ignore[list-item]
 
 

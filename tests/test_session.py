@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,16 @@ import yaml
 
 import harness.analysis.estimators as estimators
 from harness.analysis import PHI_PLUS, STATE_TOMOGRAPHY_METHOD, reconstruct_bell_state, state_fidelity
-from harness.errors import DeviceError, NotSupportedError
+from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
 from harness.gate import Verdict
+from harness.instruments.errors import InstrumentDisconnected
+from harness.metrics import Direction
 from harness.profiles import BUDGET_CAPS, BUDGETS, load_profile
 from harness.protocols import Failure, FailureKind, protocols_for
 from harness.qec.memory import wilson_interval
 from harness.records import BELL_SETTINGS, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
-from harness.session import ProfileSession
-from harness.store import Store
+from harness.session import ProfileSession, unmeasured
+from harness.store import RunStatus, Store
 
 BUILD, BASELINE = "2.4.0", "2.3.0"
 INTEGRATION_S = 0.05  # the profile's measurement.integration_time_s: one budget unit of tomography
@@ -87,9 +90,12 @@ class Bench:
         self.loaded = load_profile(profile or write_profile(tmp_path, tolerances))
         self.faults = faults or {}
         self.log: list[tuple[str, str, float]] = []
+        self.device_class = ScriptedDevice
+        self.opened = 0
 
     def factory(self, profile, build, seed, *, on_record=None, recorder=None) -> ScriptedDevice:
-        return ScriptedDevice(profile, build, self.faults, self.log)
+        self.opened += 1
+        return self.device_class(profile, build, self.faults, self.log)
 
     def session(self, family, **kw) -> ProfileSession:
         kw.setdefault("baseline_build", BASELINE)
@@ -247,3 +253,146 @@ def test_analysis_products_are_stored_with_candidate_and_baseline_metrics(tmp_pa
     assert memory["p_fail"] == memory["errors"] / SHOTS
     assert (memory["ci_low"], memory["ci_high"]) == pytest.approx(wilson_interval(memory["errors"], SHOTS))
     assert base[f"logical_success_{CODE}"][2]["artifacts"]["memories"][0]["shots"] == SHOTS
+
+
+class WrongBuildDevice(ScriptedDevice):
+    """A device that reports another firmware build than the one it was opened for."""
+
+    def identify(self) -> Identity:
+        return Identity("aer", self.profile.name, "9.9.9")
+
+
+class RefusingDevice(ScriptedDevice):
+    """A device whose connection is refused."""
+
+    def open(self) -> None:
+        raise InstrumentDisconnected("source: cannot open socket://127.0.0.1:9: [Errno 111] Connection refused")
+
+
+FAMILY = {"bell_fidelity", "pair_rate_hz", "qber_x", f"logical_success_{CODE}"}
+
+
+@pytest.mark.parametrize(
+    ("device", "cause"),
+    [
+        (WrongBuildDevice, "device reports firmware build '9.9.9' but the build under test is '2.4.0'"),
+        (RefusingDevice, "Connection refused"),
+    ],
+    ids=["identity mismatch", "refused connection"],
+)
+def test_a_device_that_cannot_be_opened_ends_the_profile_with_every_metric_an_error(tmp_path, device, cause):
+    bench = Bench(tmp_path, {})
+    bench.device_class = device
+    session = bench.session(FAMILY)
+    comparisons = session.evaluate()
+    assert set(comparisons) == FAMILY
+    assert {c.verdict for c in comparisons.values()} == {Verdict.ERROR}
+    assert len({c.error for c in comparisons.values()}) == 1 and cause in comparisons["qber_x"].error
+    assert session.evaluate() is comparisons and bench.opened == 1, "a dead device is not opened again"
+    with pytest.raises(DeviceError, match=re.escape(cause)):
+        session.open_candidate()  # the `device` fixture sees the same cause, without a new attempt
+    assert bench.opened == 1 and bench.log == []
+    session.close()
+    run = bench.store.run(session.candidate.run_id)
+    assert run.status is RunStatus.ERROR and bench.store.raw_records(run.id) == []
+    stored = bench.store.metrics(run.id)
+    assert set(stored) == FAMILY  # stored although unmeasured, so every report lists them
+    estimate, verdict, detail = stored["qber_x"]
+    assert verdict == "ERROR" and cause in detail["error"]
+    assert estimate.n == 0 and np.isnan(estimate.value) and np.isnan(estimate.ci_low)
+    assert (estimate.unit, estimate.direction) == ("", Direction.LOWER)
+    assert (stored["pair_rate_hz"][0].unit, stored["pair_rate_hz"][0].direction) == ("Hz", Direction.HIGHER)
+
+
+def test_a_bug_while_opening_the_device_crashes(tmp_path):
+    class Broken(ScriptedDevice):
+        def open(self) -> None:
+            raise TypeError("a bug, not a device fault")
+
+    bench = Bench(tmp_path, {})
+    bench.device_class = Broken
+    session = bench.session({"bell_fidelity"})
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            session.evaluate()
+    assert bench.opened == 1
+
+
+def test_the_open_error_of_the_candidate_is_raised_by_open_candidate(tmp_path):
+    bench = Bench(tmp_path, {})
+    bench.device_class = WrongBuildDevice
+    with pytest.raises(IdentityMismatchError, match=r"flash '2\.4\.0' or pass --firmware-build '9\.9\.9'"):
+        bench.session({"bell_fidelity"}).open_candidate()
+
+
+def test_the_baseline_build_is_never_compared_with_itself(tmp_path):
+    bench = Bench(tmp_path, {"bell_fidelity": PASSING})
+    session = bench.session({"bell_fidelity", "qber_x"}, build=BASELINE, baseline_build=BASELINE)
+    assert {c.verdict for c in session.evaluate().values()} == {Verdict.NO_BASELINE}
+    assert session.baseline is None and bench.durations(BASELINE, "bell_tomography") == [0.05]  # measured once
+    session.close()
+    run = bench.store.run(session.candidate.run_id)
+    assert run.status is RunStatus.PASSED and run.provenance["baseline_source"] == "none"
+    assert [r.build for r in bench.store.runs()] == [BASELINE]
+
+
+# Counts of a visibly worse build: 20 % disagreement instead of 4-6 %.
+WORSE = {"XX": [400, 100, 100, 400], "YY": [100, 400, 400, 100], "ZZ": [400, 100, 100, 400]}
+
+
+class WorseCandidate(ScriptedDevice):
+    """The candidate build delivers a worse Bell state; the baseline build is the scripted one."""
+
+    def bell_tomography(self, duration_s: float) -> TomographyCounts:
+        if self.build != BUILD:
+            return super().bell_tomography(duration_s)
+        counts = self._counts("bell_tomography", duration_s, [WORSE.get(s, UNIFORM) for s in BELL_SETTINGS])
+        return TomographyCounts(BELL_SETTINGS, counts, duration_s)
+
+
+class FailingBaseline(ScriptedDevice):
+    """The baseline build's Bell tomography fails; the candidate's works."""
+
+    def bell_tomography(self, duration_s: float) -> TomographyCounts:
+        if self.build == BASELINE:
+            raise DeviceError("counter: COUN:COIN? timed out")
+        return super().bell_tomography(duration_s)
+
+
+@pytest.mark.parametrize(
+    ("device", "candidate", "baseline"),
+    [
+        (WorseCandidate, RunStatus.FAILED, RunStatus.PASSED),
+        (FailingBaseline, RunStatus.PASSED, RunStatus.ERROR),
+        (ScriptedDevice, RunStatus.PASSED, RunStatus.PASSED),
+    ],
+    ids=["candidate regressed", "baseline failed", "both measured"],
+)
+def test_an_in_session_baseline_run_has_its_own_status(tmp_path, device, candidate, baseline):
+    bench = Bench(tmp_path, {"bell_fidelity": {"absolute": 0.001}})
+    bench.device_class = device
+    session = bench.session({"bell_fidelity"})
+    session.evaluate()
+    session.close()
+    assert bench.store.run(session.candidate.run_id).status is candidate
+    assert bench.store.run(session.baseline.run_id).status is baseline
+
+
+def test_an_interrupted_session_finishes_both_runs_aborted(tmp_path):
+    bench = Bench(tmp_path, {"bell_fidelity": PASSING})
+    session = bench.session({"bell_fidelity"})
+    session.evaluate()
+    session.close(RunStatus.ABORTED)
+    assert {r.status for r in bench.store.runs()} == {RunStatus.ABORTED}
+
+
+def test_a_stored_baseline_metric_that_was_not_measured_is_no_baseline(tmp_path):
+    bench = Bench(tmp_path, {"concurrence": PASSING})
+    first = bench.session({"concurrence"}, build=BASELINE, baseline_build=BASELINE)
+    first.evaluate()
+    first.close()
+    # The baseline build's run could not measure bell_fidelity: it is stored unmeasured, with the ERROR.
+    bench.store.add_metric(first.candidate.run_id, "bell_fidelity", unmeasured("bell_fidelity"), "ERROR")
+    comparisons = bench.session({"bell_fidelity", "concurrence"}).evaluate()
+    assert comparisons["bell_fidelity"].verdict is Verdict.NO_BASELINE
+    assert comparisons["concurrence"].verdict is Verdict.PASS

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from harness.errors import DeviceError
 from harness.pytest_plugin.hooks import state_of
-from harness.pytest_plugin.verdict import VerdictCheck, comparison_or_skip, verdict_of
+from harness.pytest_plugin.verdict import VerdictCheck, comparison_or_skip, meet_cause, verdict_of
 
 if TYPE_CHECKING:
     from harness.devices.base import Device
@@ -36,10 +37,14 @@ def device_profile(harness_session: ProfileSession) -> Profile:
     return harness_session.profile
 
 
-@pytest.fixture(scope="session")
-def device(harness_session: ProfileSession) -> Device:
-    """The device under test, opened once per profile and always closed; a build mismatch is an ERROR."""
-    return harness_session.open_candidate()
+@pytest.fixture
+def device(request: pytest.FixtureRequest, harness_session: ProfileSession) -> Device:
+    """The device under test, opened once per profile and always closed; a build mismatch is an ERROR (once)."""
+    try:
+        return harness_session.open_candidate()
+    except DeviceError as exc:
+        cause = str(exc) or type(exc).__name__
+        meet_cause(state_of(request.config).causes, harness_session.loaded.name, cause, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -67,4 +72,5 @@ def record_metric(harness_session: ProfileSession) -> Callable[[str], Comparison
 def verdict(request: pytest.FixtureRequest, harness_session: ProfileSession) -> VerdictCheck:
     """The gate's verdict for the test's `metric` (or `logical_metric`), measured at setup time."""
     metric = request.getfixturevalue("logical_metric" if "logical_metric" in request.fixturenames else "metric")
-    return verdict_of(harness_session, metric, state_of(request.config).options)
+    state = state_of(request.config)
+    return verdict_of(harness_session, metric, state.options, state.causes, request.node)

@@ -121,11 +121,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close devices, finish store runs, write the summary JSON and Allure's environment, close the store."""
+    """Close devices, finish store runs (aborted when interrupted), write the summary JSON and Allure's environment."""
     state = state_of(session.config)
     if state is None:
         return
-    state.finish()
+    from harness.store import RunStatus
+
+    # Ctrl-C or SIGTERM (exit 2): the runs end aborted; their raw records are already in the store.
+    state.finish(RunStatus.ABORTED if exitstatus == pytest.ExitCode.INTERRUPTED else None)
     opts = state.options
     if opts.summary_path and not _is_worker(session.config):
         sinks.write_summary(state.store, state.session_id, opts.summary_path)

@@ -48,7 +48,7 @@ def add_options(parser: pytest.Parser) -> None:
         "--results-db",
         default="reports/qharness.db",
         metavar="PATH",
-        help="SQLite results store (default: reports/qharness.db)",
+        help="SQLite results store: a file path or sqlite:///PATH (default: reports/qharness.db)",
     )
     g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
     g.addoption(
@@ -93,11 +93,12 @@ class HarnessOptions:
             raise pytest.UsageError(f"--alpha must be in (0, 1), got {opt.alpha}")
         if opt.budget not in BUDGET_CHOICES:
             raise pytest.UsageError(f"--budget must be one of {', '.join(BUDGET_CHOICES)}, got {opt.budget!r}")
+        profiles = _load_profiles(opt.device_profile, opt.firmware_build, opt.baseline_build)
         return cls(
-            profiles=MappingProxyType(_load_profiles(opt.device_profile, opt.firmware_build, opt.baseline_build)),
+            profiles=MappingProxyType(profiles),
             firmware_build=opt.firmware_build,
             baseline_build=opt.baseline_build,
-            db_path=Path(opt.results_db),
+            db_path=_check_store(opt.results_db),
             seed=seed,
             budget=opt.budget,
             alpha=alpha,
@@ -115,6 +116,22 @@ def _parse(text: str, kind: Callable[[str], _T], option: str, expected: str) -> 
         raise pytest.UsageError(f"{option} must be {expected}; got {text!r}") from None
 
 
+def _check_store(target: str) -> Path:
+    """The SQLite path of a usable --results-db, checked once before any device is touched; never writes."""
+    from harness.store import StoreError, check_store
+
+    try:
+        return check_store(target)
+    except StoreError as exc:
+        raise pytest.UsageError(f"--results-db: {exc}") from None
+
+
+def _without_prefix(message: str, ref: str) -> str:
+    """A profile error without the profile reference it starts with (the option already names it)."""
+    prefix = f"{ref}: "
+    return "\n".join(line.removeprefix(prefix) for line in message.splitlines())
+
+
 def _load_profiles(refs: list[str], *builds: str | None) -> dict[str, LoadedProfile]:
     """Profiles by name; each must exist, be given once, and define every build named on the command line."""
     # Imported here: a pytest run without --device-profile never pays for pydantic and the profile models.
@@ -128,7 +145,7 @@ def _load_profiles(refs: list[str], *builds: str | None) -> dict[str, LoadedProf
                 if build is not None:
                     loaded.effective(build)
         except ProfileError as exc:
-            raise pytest.UsageError(f"--device-profile {ref}: {exc}") from None
+            raise pytest.UsageError(f"--device-profile {ref}: {_without_prefix(str(exc), ref)}") from None
         if loaded.name in profiles:
             raise pytest.UsageError(f"--device-profile {ref}: profile {loaded.name!r} is given twice")
         profiles[loaded.name] = loaded

@@ -63,26 +63,41 @@ def write_allure_environment(store: Store, session_id: str, alluredir: str) -> N
 
 
 def write_tables(writer: LineWriter, store: Store, session_id: str) -> None:
-    """Write one verdict table per candidate run of a session, under a title line with builds and verdict."""
+    """Write one verdict table per candidate run of a session, under its headline, then each error's cause once."""
     from harness.summary import candidate_runs, run_summary
 
     for run in candidate_runs(store, session_id):
         obj = run_summary(store, run)
-        writer.write_sep(
-            "=", f"qharness {obj['profile']}: build {obj['build']} vs {obj['baseline_build']}: {obj['verdict']}"
-        )
-        for line in format_table(obj["metrics"]):
+        writer.write_sep("=", f"qharness {obj['profile']}: {obj['headline']}")
+        for line in (*format_table(obj["metrics"]), *format_causes(obj["metrics"])):
             writer.write_line(line)
 
 
 def format_table(metrics: list[dict]) -> list[str]:
-    """Plain-text rows of a verdict table from summary metric entries."""
-    rows = [f"{'metric':<34} {'value [95% CI]':<36} {'baseline':<12} {'delta [95% CI]':<34} verdict"]
+    """Plain-text rows of a verdict table from summary metric entries (none without metrics); the metric column fits
+    the longest name."""
+    if not metrics:
+        return []
+    width = max((len(m["name"]) for m in metrics), default=0)
+    width = max(width, len("metric"))
+    rows = [f"{'metric':<{width}} {'value [95% CI]':<36} {'baseline':<12} {'delta [95% CI]':<34} verdict"]
     for m in metrics:
         base = f"{m['baseline']['value']:.6g}" if m.get("baseline") else "-"
         delta = _interval(m.get("delta"), "+.4g")
-        rows.append(f"{m['name']:<34} {_interval(m, '.6g'):<36} {base:<12} {delta:<34} {m['verdict']}")
+        rows.append(f"{m['name']:<{width}} {_interval(m, '.6g'):<36} {base:<12} {delta:<34} {m['verdict']}")
     return rows
+
+
+def format_causes(metrics: list[dict]) -> list[str]:
+    """One line per distinct cause of the ERROR metrics, naming how many metrics (or which one) it stopped."""
+    causes: dict[str, list[str]] = {}
+    for m in metrics:
+        if m["verdict"] == "ERROR":
+            causes.setdefault(m.get("error") or "no estimate", []).append(m["name"])
+    return [
+        f"ERROR ({names[0] if len(names) == 1 else f'{len(names)} metrics'}): {cause}"
+        for cause, names in causes.items()
+    ]
 
 
 def _interval(d: dict | None, fmt: str) -> str:

@@ -9,13 +9,14 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from harness.pytest_plugin.interrupts import TerminateAsInterrupt
 from harness.pytest_plugin.options import HarnessOptions
 
 if TYPE_CHECKING:
     from harness.instruments import SessionRecorder
     from harness.profiles import LoadedProfile, Profile
     from harness.session import ProfileSession
-    from harness.store import Store
+    from harness.store import RunStatus, Store
 
 
 class HarnessState:
@@ -29,6 +30,9 @@ class HarnessState:
         self.sessions: dict[str, ProfileSession] = {}
         self._store: Store | None = None
         self._recorder: SessionRecorder | None = None
+        self._terminate = TerminateAsInterrupt()
+        # Each (profile, failure cause) met in the session -> the first test that met it (reported once, then skipped).
+        self.causes: dict[tuple[str, str], str] = {}
 
     @property
     def profiles(self) -> Mapping[str, LoadedProfile]:
@@ -62,6 +66,8 @@ class HarnessState:
         if self._store is None:
             from harness.store import Store
 
+            # SIGTERM ends the session as Ctrl-C does (exit 2); installed first, so the store's handler chains to it.
+            self._terminate.install()
             self._store = Store(self.options.db_path)
             # A run killed by SIGTERM/SIGINT is marked aborted; its raw records are already committed.
             self._store.install_abort_handler()
@@ -87,10 +93,13 @@ class HarnessState:
             self.sessions[name].family.update(self.families.get(name, ()))
         return self.sessions[name]
 
-    def finish(self) -> None:
-        """Close every profile's devices and finish its runs, then the recorder; the store stays open to be read."""
+    def finish(self, status: RunStatus | None = None) -> None:
+        """Close the devices and finish the runs (with `status` if given, else their own), then the recorder.
+
+        The store stays open to be read.
+        """
         for ps in self.sessions.values():
-            ps.close()
+            ps.close(status)
         self.sessions.clear()
         if self._recorder is not None:
             self._recorder.close()
@@ -103,3 +112,4 @@ class HarnessState:
             self._store.uninstall_abort_handler()
             self._store.close()
             self._store = None
+        self._terminate.uninstall()

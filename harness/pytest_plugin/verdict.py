@@ -1,11 +1,13 @@
 """A metric test's verdict: measured and gated at setup time, asserted in the test body.
 
-A device fault raises during setup, so it is a pytest ERROR and never a REGRESSION.
+A metric that could not be measured is a pytest ERROR at setup, never a REGRESSION. One cause is reported once:
+the first test that meets it errors with the one-line cause, and later tests that meet the same cause skip naming
+that test (a broken bench is quarantined, as labgrid does, instead of repeating its failure per test).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -18,8 +20,16 @@ if TYPE_CHECKING:
     from harness.session import ProfileSession
 
 
-class MeasurementError(RuntimeError):
-    """A metric could not be measured (instrument fault, identity mismatch): reported as a pytest ERROR."""
+def meet_cause(causes: dict[tuple[str, str], str], profile: str, cause: str, test_id: str) -> NoReturn:
+    """Error the first test of a profile's cause with its one line (no traceback); skip later tests naming that test.
+
+    The skip does not repeat the cause: it is printed once, with the first test's error (and in the verdict table).
+    `causes` maps each (profile, cause) met so far in the session to the id of the first test that met it.
+    """
+    first = causes.setdefault((profile, cause), test_id)
+    if first == test_id:
+        pytest.fail(cause, pytrace=False)
+    pytest.skip(f"same cause as {first}")
 
 
 def comparison_or_skip(session: ProfileSession, metric: str) -> Comparison:
@@ -30,8 +40,17 @@ def comparison_or_skip(session: ProfileSession, metric: str) -> Comparison:
         pytest.skip(str(exc))
 
 
-def verdict_of(session: ProfileSession, metric: str, options: HarnessOptions) -> VerdictCheck:
-    """The verdict check of `metric`, measured and gated now; raise MeasurementError when it could not be measured."""
+def verdict_of(
+    session: ProfileSession,
+    metric: str,
+    options: HarnessOptions,
+    causes: dict[tuple[str, str], str],
+    test: pytest.Item,
+) -> VerdictCheck:
+    """The verdict check of `metric` for the running `test`, measured and gated now.
+
+    A metric that could not be measured meets its cause: the first test of a cause errors, later ones skip.
+    """
     from harness.gate import Verdict
 
     metric_spec(metric)  # an unknown name fails before anything is measured
@@ -39,9 +58,9 @@ def verdict_of(session: ProfileSession, metric: str, options: HarnessOptions) ->
     if options.allure_dir:
         from harness.pytest_plugin import allure
 
-        allure.label(session, comp)
+        allure.label(session, comp, getattr(getattr(test, "callspec", None), "params", {}))
     if comp.verdict is Verdict.ERROR:
-        raise MeasurementError(f"{metric}: {comp.error}")
+        meet_cause(causes, session.loaded.name, comp.error or f"{metric}: no estimate", test.nodeid)
     return VerdictCheck(comp, session, options.strict, bool(options.allure_dir))
 
 

@@ -3,28 +3,42 @@
 import json
 from pathlib import Path
 
+import allure_commons.utils
 import numpy as np
+import pytest
 
 from harness.metrics import Direction, Estimate
-from harness.pytest_plugin.sinks import format_table, json_default, write_summary
-from harness.store import Store
+from harness.pytest_plugin.allure import Plain
+from harness.pytest_plugin.sinks import format_causes, format_table, json_default, write_summary
+from harness.session import unmeasured
+from harness.store import RunStatus, Store
 from harness.summary import candidate_runs, run_summary
 
+FIDELITY = Estimate(0.9, 0.8, 0.95, 100, "", Direction.HIGHER)
 
-def _store_one_run(store: Store, detail: dict | None = None) -> None:
-    """A finished candidate run of profile "p" in session "s1" with one PASS metric."""
+
+def _store_one_run(
+    store: Store,
+    detail: dict | None = None,
+    *,
+    verdicts: tuple[str, ...] = ("PASS",),
+    build: str = "2",
+    status: RunStatus = RunStatus.PASSED,
+) -> None:
+    """A finished candidate run of profile "p" in session "s1" (baseline build "1") with one metric per verdict."""
     run = store.start_run(
         profile="p",
         profile_hash="h",
-        build="2",
+        build=build,
         baseline_build="1",
         seed=1,
         budget="quick",
         session_id="s1",
         provenance={"role": "candidate"},
     )
-    store.add_metric(run, "bell_fidelity", Estimate(0.9, 0.8, 0.95, 100, "", Direction.HIGHER), "PASS", detail)
-    store.finish_run(run, "passed")
+    for name, verdict in zip(("bell_fidelity", "concurrence", "qber_x"), verdicts, strict=False):
+        store.add_metric(run, name, FIDELITY, verdict, detail)
+    store.finish_run(run, status)
 
 
 def test_table_rows_show_value_interval_baseline_and_delta():
@@ -64,3 +78,83 @@ def test_metric_detail_reaches_the_summary_but_its_artifacts_do_not(tmp_path: Pa
         entry = run_summary(store, run)["metrics"][0]
     assert entry["p_value"] == 0.3
     assert "artifacts" not in entry
+
+
+def test_the_metric_column_fits_the_longest_name():
+    long = "logical_success_repetition_bitflip_d5"
+    header, short, longest = format_table(
+        [{"name": "car", "value": None, "verdict": "PASS"}, {"name": long, "value": None, "verdict": "PASS"}]
+    )
+    assert len(long) > 34  # the width the table had before
+    assert header.index("value") == short.index("-") == longest.index("-") == len(long) + 1
+    assert format_table([]) == []
+
+
+def test_each_error_cause_is_one_line_under_the_table():
+    metrics = [
+        {"name": "bell_fidelity", "verdict": "ERROR", "error": "bench: wrong build"},
+        {"name": "qber_x", "verdict": "ERROR", "error": "bench: wrong build"},
+        {"name": "car", "verdict": "ERROR", "error": "counter: timed out"},
+        {"name": "chsh_s", "verdict": "PASS", "error": None},
+    ]
+    assert format_causes(metrics) == ["ERROR (2 metrics): bench: wrong build", "ERROR (car): counter: timed out"]
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "build", "status", "verdict", "headline"),
+    [
+        (("PASS", "NO_BASELINE"), "2", RunStatus.PASSED, "PASS", "build 2 vs 1: PASS"),
+        (
+            ("NO_BASELINE", "NO_BASELINE"),
+            "2",
+            RunStatus.PASSED,
+            "NO_BASELINE",
+            "build 2: NO_BASELINE (no measurement of baseline 1 to compare with)",
+        ),
+        (("NO_BASELINE",), "1", RunStatus.PASSED, "NO_BASELINE", "measured baseline 1; nothing compared"),
+        (("REGRESSION", "ERROR"), "2", RunStatus.FAILED, "REGRESSION", "build 2 vs 1: REGRESSION"),
+        (("PASS",), "2", RunStatus.ERROR, "ERROR", "build 2 vs 1: ERROR"),
+        ((), "2", RunStatus.ABORTED, "ERROR", "build 2 vs 1: aborted (interrupted; raw records kept)"),
+    ],
+)
+def test_the_headline_says_what_was_compared(tmp_path: Path, verdicts, build, status, verdict, headline):
+    with Store(tmp_path / "q.db") as store:
+        _store_one_run(store, verdicts=verdicts, build=build, status=status)
+        [run] = candidate_runs(store, "s1")
+        summary = run_summary(store, run)
+    assert (summary["verdict"], summary["headline"], summary["status"]) == (verdict, headline, str(status))
+
+
+def test_an_unmeasured_metric_is_null_in_the_summary_with_its_unit_and_reason(tmp_path: Path):
+    with Store(tmp_path / "q.db") as store:
+        run = store.start_run(
+            profile="p",
+            profile_hash="h",
+            build="2",
+            baseline_build="1",
+            seed=1,
+            budget="quick",
+            session_id="s1",
+            provenance={"role": "candidate"},
+        )
+        store.add_metric(run, "pair_rate_hz", unmeasured("pair_rate_hz"), "ERROR", {"error": "counter: timed out"})
+        store.finish_run(run, RunStatus.ERROR)
+        summary = run_summary(store, store.run(run))
+    (entry,) = summary["metrics"]
+    assert {k: entry[k] for k in ("value", "ci_low", "ci_high", "n", "unit", "direction", "verdict", "error")} == {
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": 0,
+        "unit": "Hz",
+        "direction": "higher",
+        "verdict": "ERROR",
+        "error": "counter: timed out",
+    }
+    json.dumps(summary, allow_nan=False)  # plain JSON: no NaN
+
+
+def test_allure_shows_a_parameter_as_given():
+    assert allure_commons.utils.represent("2.4.0") == "'2.4.0'"  # what a str would show
+    assert allure_commons.utils.represent(Plain("2.4.0")) == "2.4.0"
+    assert allure_commons.utils.represent(Plain(7)) == "7"

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -131,13 +132,44 @@ def test_faults_are_errors_never_regressions_and_lose_no_record(tmp_path: Path):
     assert settings >= 1  # the settings completed before the fault stayed in the store
 
 
-def test_wrong_firmware_build_is_an_error_before_any_measurement(tmp_path: Path):
+def assert_one_cause(code: int, summary: dict, out: str, cause: str) -> None:
+    """A bench that cannot be used: exit 1, the cause printed once by a test and once under the table, short output,
+    and every metric of the suites listed as ERROR with the cause (table and summary JSON)."""
+    lines = out.splitlines()
+    assert code == 1 and "REGRESSION" not in out and "Traceback" not in out, out
+    assert len(lines) < 60, f"{len(lines)} lines:\n{out}"
+    with_cause = [line for line in lines if cause in line]
+    assert len(with_cause) == 2, with_cause  # the first test's error and the table's cause line
+    assert with_cause[1].startswith(f"ERROR ({len(summary['metrics'])} metrics): "), with_cause
+    assert sum("ERROR at setup of" in line for line in lines) == 1
+    names = {m["name"] for m in summary["metrics"]}
+    assert len(names) >= 20 and {m["verdict"] for m in summary["metrics"]} == {"ERROR"}
+    assert all(cause in m["error"] and m["value"] is None and m["n"] == 0 for m in summary["metrics"])
+    rows = [line.split() for line in lines if line.split() and line.split()[0] in names]
+    assert {r[0] for r in rows} == names and {r[-1] for r in rows} == {"ERROR"}, rows
+    assert summary["verdict"] == "ERROR" and summary["headline"].endswith(": ERROR")
+
+
+def test_wrong_firmware_build_is_one_error_before_any_measurement(tmp_path: Path):
     with emulators(tmp_path, "2.4.0", "wrong-build:9.9.9") as bench:
-        code, _, out = run_suites(tmp_path, bench_profile(tmp_path, bench), "2.4.0", "-k", "bell_state")
-    assert code == 1 and "9.9.9" in out and "REGRESSION" not in out
+        code, summary, out = run_suites(tmp_path, bench_profile(tmp_path, bench), "2.4.0")
+    cause = "device reports firmware build '9.9.9' but the build under test is '2.4.0'; flash '2.4.0'"
+    assert_one_cause(code, summary, out, cause)
     with sqlite3.connect(tmp_path / "q.db") as db:
         assert db.execute("SELECT COUNT(*) FROM raw_records").fetchone()[0] == 0
         assert db.execute("SELECT status FROM runs").fetchall() == [("error",)]
+
+
+def test_refused_connection_is_one_error(tmp_path: Path):
+    with socket.socket() as sock:  # a loopback port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with emulators(tmp_path, "2.4.0") as bench:
+        # The counter and analysers answer; the pair source's port refuses.
+        profile = bench_profile(tmp_path, {**bench, "source": {**bench["source"], "url": f"socket://127.0.0.1:{port}"}})
+        code, summary, out = run_suites(tmp_path, profile, "2.4.0")
+    assert_one_cause(code, summary, out, f"source: cannot open serial socket://127.0.0.1:{port}")
+    assert "Connection refused" in out
 
 
 def test_recorded_session_replays_to_identical_metrics(tmp_path: Path):
