@@ -294,7 +294,9 @@ class Store:
         )
         out: dict[str, Estimate] = {}
         for r in rows:
-            out[r["name"]] = _estimate(r)
+            # A metric stored unmeasured (an ERROR: n 0, no value) is no baseline: an earlier estimate stands.
+            if int(r["n"]) > 0 and r["value"] is not None:
+                out[r["name"]] = _estimate(r)
         return out
 
     def has_build(self, profile: str, build: str) -> bool:
