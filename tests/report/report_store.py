@@ -287,6 +287,19 @@ BENCH_INSTRUMENTS = {
 }
 
 
+def start_bare_run(store: Store, profile: str, build: str) -> int:
+    """Start a candidate run with no baseline and a minimal provenance (an older store's); return its id."""
+    return store.start_run(
+        profile=profile,
+        profile_hash=f"sha256:{profile}",
+        build=build,
+        baseline_build=None,
+        seed=1,
+        budget="quick",
+        provenance={"role": "candidate"},
+    )
+
+
 @dataclass(frozen=True)
 class Planned:
     """One run to store: whose, which build, its role, the baseline it is gated on and where that came from."""
@@ -340,7 +353,7 @@ def _add_run(
     return RunTruth(plan.profile, plan.build, run_id, ph, counts, verdicts, raw["logical"][0]["memories"])
 
 
-def _fill(path: Path, plans: list[Planned], seed: int) -> ReleaseStore:
+def fill_planned(path: Path, plans: list[Planned], seed: int) -> ReleaseStore:
     """Store the planned runs in order; return the store with the truth of its candidate runs."""
     rng = np.random.default_rng(seed)
     truths: dict[tuple[str, str], RunTruth] = {}
@@ -360,7 +373,7 @@ def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
     for build in INSERT_ORDER:
         i = BUILDS.index(build)
         plans += [Planned(profile, build, BUILDS[i - 1] if i > 0 else None) for profile in PROFILES]
-    filled = _fill(path, plans, seed)
+    filled = fill_planned(path, plans, seed)
     with Store(path) as store:
         for profile in PROFILES:
             store.set_baseline(profile, "2.4.0")
@@ -382,4 +395,4 @@ TWO_RELEASES = [
 
 def fill_two_release_store(path: Path, seed: int = 4242) -> ReleaseStore:
     """Fill a store with TWO_RELEASES; return it with the truth of its candidate runs."""
-    return _fill(path, TWO_RELEASES, seed)
+    return fill_planned(path, TWO_RELEASES, seed)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_store import BUILDS, INSERT_ORDER, PROFILES, REGRESSED, RELEASE, ReleaseStore
+from report_store import BUILDS, INSERT_ORDER, PROFILES, REGRESSED, RELEASE, ReleaseStore, start_bare_run
 
 from harness.analysis.measures import state_fidelity
 from harness.metrics import Direction, Estimate
@@ -226,15 +226,7 @@ def test_bell_state_logical_and_plob_from_stored_products(release_store: Release
 def _one_run_store(path: Path, details: dict[str, dict | None]) -> None:
     """Write one finished candidate run whose metric rows carry the given details (an older store has none)."""
     with Store(path) as store:
-        run_id = store.start_run(
-            profile="old",
-            profile_hash="sha256:old",
-            build="1.0.0",
-            baseline_build=None,
-            seed=1,
-            budget="quick",
-            provenance={"role": "candidate"},
-        )
+        run_id = start_bare_run(store, "old", "1.0.0")
         for name, detail in details.items():
             est = Estimate(0.99, 0.98, 0.995, 1000, "", Direction.HIGHER)
             store.add_metric(run_id, name, est, "NO_BASELINE", detail)

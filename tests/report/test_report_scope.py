@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from report_store import UNRELATED, Planned, ReleaseStore, _fill, fill_two_release_store
+from report_store import UNRELATED, Planned, ReleaseStore, fill_planned, fill_two_release_store, start_bare_run
 from typer.testing import CliRunner
 
 import harness.cli.report  # noqa: F401 - registers the report command
@@ -126,15 +126,7 @@ def test_an_unfinished_run_of_the_release_is_noted_not_dropped(two_releases: Rel
     db = tmp_path / "copy.db"
     db.write_bytes(two_releases.path.read_bytes())
     with Store(db) as store:
-        store.start_run(
-            profile="aer-long-haul",
-            profile_hash="sha256:x",
-            build="2.4.0",
-            baseline_build=None,
-            seed=1,
-            budget="quick",
-            provenance={"role": "candidate"},
-        )
+        start_bare_run(store, "aer-long-haul", "2.4.0")
     result, html, _, _ = report(db, "2.4.0", tmp_path / "r")
     assert sections(html) == ["aer-reference"]
     assert result.skipped == [
@@ -151,7 +143,7 @@ def test_latest_reports_every_profile_and_stops_each_trend_at_its_release_build(
         Planned("aer-reference", "2.4.0", None, baseline_source="none"),  # re-run of an older build, stored last
         Planned(UNRELATED, "2.3.0", "2.2.0", baseline_source="none"),
     ]
-    _fill(tmp_path / "s.db", plans, seed=5)
+    fill_planned(tmp_path / "s.db", plans, seed=5)
     _, html, _, summary = report(tmp_path / "s.db", LATEST, tmp_path / "r")
     assert sections(html) == ["aer-reference", UNRELATED]
     assert [(s["profile"], s["build"]) for s in summary] == [("aer-reference", "2.4.0"), (UNRELATED, "2.3.0")]
