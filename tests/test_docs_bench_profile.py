@@ -8,6 +8,7 @@ and must reproduce every metric of the recorded run exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import select
@@ -24,15 +25,17 @@ import yaml
 
 from harness.devices.replay import ReplayDevice, ReplayMismatchError
 from harness.emulators import LinkModel, LinkParameters
+from harness.metrics import REGISTRY
 from harness.profiles import load_profile
-from harness.protocols import BELL_METRICS, RATE_METRICS
+from harness.protocols import BELL_METRICS, LINK_METRICS, RATE_METRICS
+from harness.protocols.decoder import DECODER_METRICS
 from harness.records import BELL_SETTINGS
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DOC = REPO / "docs" / "bench.md"
+BASELINES_DOC = REPO / "docs" / "baselines.md"
+TEMPLATE = REPO / "harness" / "device_profiles" / "bench-lab-template.yaml"
 SUITES = REPO / "harness" / "test_suites"
 PHYSICS = "aer-reference"  # the emulators report this profile's physics
 SEED = 11
@@ -52,6 +55,14 @@ def example_profile_text() -> str:
     m = re.search(r"<!-- example-bench-profile -->\s*\n```ya?ml\n(.*?)^```", doc_text(), re.S | re.M)
     assert m is not None, "docs/bench.md has no ```yaml block right after <!-- example-bench-profile -->"
     return m.group(1)
+
+
+def baselines_tolerance_block() -> str:
+    """The one ```yaml block of docs/baselines.md that sets tolerances."""
+    text = BASELINES_DOC.read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"^```ya?ml\n(.*?)^```", text, re.S | re.M) if "tolerances:" in b]
+    assert len(blocks) == 1, f"docs/baselines.md should show one tolerances block, found {len(blocks)}"
+    return blocks[0]
 
 
 def replay_profile_text() -> str:
@@ -98,14 +109,12 @@ def read_line(proc: subprocess.Popen, timeout_s: float) -> str:
     return line.strip()
 
 
-@pytest.fixture(scope="module")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """`qharness emulate` serving aer-reference's physics for the example's build; yields its live bench block."""
-    build = yaml.safe_load(example_profile_text())["firmware"]["build"]
-    live = tmp_path_factory.mktemp("emulators") / "live.yaml"
+@contextlib.contextmanager
+def serving(build: str, seed: int, live: Path) -> Iterator[dict]:
+    """`qharness emulate` serving aer-reference's physics for `build`; yields its live bench block."""
     cmd = [sys.executable, "-m", "harness.cli", "emulate", "--profile", PHYSICS, "--build", build]
     proc = subprocess.Popen(
-        [*cmd, "--seed", str(SEED), "--profile-out", str(live)],
+        [*cmd, "--seed", str(seed), "--profile-out", str(live)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -123,9 +132,25 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             proc.wait(10)
 
 
-def run_suites(profile: Path, cwd: Path, db: Path, summary: Path, *extra: str) -> subprocess.CompletedProcess:
-    """pytest on the packaged suites with one device profile, as docs/bench.md runs them."""
-    cmd = [sys.executable, "-m", "pytest", str(SUITES), "--device-profile", str(profile), "-k", SELECT]
+@pytest.fixture(scope="module")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """The emulators serving the example's build; yields their live bench block."""
+    build = yaml.safe_load(example_profile_text())["firmware"]["build"]
+    with serving(build, SEED, tmp_path_factory.mktemp("emulators") / "live.yaml") as bench:
+        yield bench
+
+
+def addresses(bench: dict) -> dict[str, str]:
+    """Each role's live address in a bench block written by `qharness emulate --profile-out`."""
+    return {role: bench[role][key] for role, key in ROLE_ADDRESS.items()}
+
+
+def run_suites(
+    profile: Path, cwd: Path, db: Path, summary: Path, *extra: str, select: str | None = SELECT
+) -> subprocess.CompletedProcess:
+    """pytest on the packaged suites with one device profile, as docs/bench.md runs them (`select`: -k)."""
+    cmd = [sys.executable, "-m", "pytest", str(SUITES), "--device-profile", str(profile)]
+    cmd += ["-k", select] if select else []
     cmd += ["--budget", "quick", "--results-db", str(db), "--harness-summary", str(summary)]
     cmd += ["-p", "no:cacheprovider", "-q", *extra]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -141,7 +166,7 @@ def recorded(emulators: dict, tmp_path_factory: pytest.TempPathFactory) -> Recor
     replay = yaml.safe_load(replay_text)
     bench_file = profiles / replay["extends"]
     bench_file.write_text(
-        with_addresses(example_profile_text(), {r: emulators[r][a] for r, a in ROLE_ADDRESS.items()}),
+        with_addresses(example_profile_text(), addresses(emulators)),
         encoding="utf-8",
     )
     replay_file = profiles / f"{Path(replay['extends']).stem}-replay.yaml"
@@ -163,6 +188,33 @@ def candidate_run(db: Path) -> tuple[Store, int]:
     return store, runs[0].id
 
 
+def tolerance_keys(profile: dict) -> set[str]:
+    """The metric names a profile mapping gives a tolerance."""
+    return set(profile.get("tolerances") or {})
+
+
+def test_the_example_and_the_template_gate_every_bench_metric_with_a_margin(tmp_path: Path) -> None:
+    """A margin for each metric a bench gates, none for the logical memories (never measured on a bench).
+
+    A metric without a margin is INCONCLUSIVE on an unchanged build in ~95% of runs (docs/baselines.md), so a
+    bench profile copied from the docs or the template must name one for each. Both were sized together (same
+    measurement block, same margins), and docs/baselines.md quotes them.
+    """
+    gated = {*BELL_METRICS, *LINK_METRICS, *RATE_METRICS, *DECODER_METRICS}
+    assert gated == set(REGISTRY), "a new registered metric needs a bench margin or a reason to have none"
+    example_file = tmp_path / "example.yaml"
+    example_file.write_text(example_profile_text(), encoding="utf-8")
+    example = load_profile(example_file).base
+    template = load_profile(TEMPLATE).base
+    for label, profile in (("docs/bench.md example", example), ("bench-lab-template", template)):
+        assert set(profile.tolerances) == gated, (label, sorted(gated ^ set(profile.tolerances)))
+        assert all(t.absolute or t.relative for t in profile.tolerances.values()), label
+    assert example.tolerances == template.tolerances
+    assert example.measurement == template.measurement
+    quoted = yaml.safe_load(baselines_tolerance_block())["tolerances"]
+    assert quoted and all(example.tolerances[k].model_dump(exclude_none=True) == v for k, v in quoted.items())
+
+
 def test_example_is_a_valid_bench_profile_of_its_own() -> None:
     """The example validates as a kind-bench profile and is not the shipped emulator profile."""
     profile_path = REPO / "harness" / "device_profiles" / "bench-emulated.yaml"
@@ -173,6 +225,7 @@ def test_example_is_a_valid_bench_profile_of_its_own() -> None:
     assert example_profile_text().count("#") >= 10, "the example should explain its keys in comments"
 
 
+@pytest.mark.slow
 def test_only_the_addresses_change(recorded: Recorded, emulators: dict) -> None:
     """The profile run against the emulators is the docs' example with three address strings replaced."""
     original = yaml.safe_load(example_profile_text())
@@ -185,6 +238,7 @@ def test_only_the_addresses_change(recorded: Recorded, emulators: dict) -> None:
     assert loaded.kind == "bench" and loaded.name == original["name"]
 
 
+@pytest.mark.slow
 def test_example_profile_measures_the_emulators(recorded: Recorded) -> None:
     """The suites complete against the example with a verdict per metric, none of them ERROR."""
     out = recorded.output
@@ -200,6 +254,7 @@ def test_example_profile_measures_the_emulators(recorded: Recorded) -> None:
     assert {verdicts[m] for m in BELL_METRICS + RATE_METRICS} == {"NO_BASELINE"}, verdicts
 
 
+@pytest.mark.slow
 def test_raw_records_are_stored_and_match_the_cassette(recorded: Recorded) -> None:
     """Each Bell setting is stored as measured, and its counts are the counter's replies on the cassette."""
     store, run_id = candidate_run(recorded.db)
@@ -218,6 +273,7 @@ def test_raw_records_are_stored_and_match_the_cassette(recorded: Recorded) -> No
     assert [[int(x) for x in r.split(",")] for r in replies[: len(BELL_SETTINGS)]] == bell["counts"]
 
 
+@pytest.mark.slow
 def test_metrics_match_the_emulated_physics(recorded: Recorded) -> None:
     """Bell fidelity and pair rate agree with the emulators' true values within 4 standard errors."""
     truth_params = LinkParameters.from_profile(
@@ -238,6 +294,7 @@ def test_metrics_match_the_emulated_physics(recorded: Recorded) -> None:
         assert abs(est.value - value) <= 4 * se, f"{name}: measured {est.value} ± {se}, true {value}"
 
 
+@pytest.mark.slow
 def test_replay_profile_from_the_docs_reproduces_the_metrics(recorded: Recorded) -> None:
     """The docs' kind: replay profile answers from the cassette and every stored metric equals the recorded one."""
     loaded = load_profile(recorded.replay_profile)
@@ -255,6 +312,7 @@ def test_replay_profile_from_the_docs_reproduces_the_metrics(recorded: Recorded)
     assert rep == rec
 
 
+@pytest.mark.slow
 def test_replay_out_of_order_names_expected_and_actual(recorded: Recorded) -> None:
     """A replayed session that integrates for another time stops at once, naming both commands and the line."""
     loaded = load_profile(recorded.replay_profile)
@@ -272,3 +330,32 @@ def test_replay_out_of_order_names_expected_and_actual(recorded: Recorded) -> No
     assert f"expected counter 'COUN:TIME {quick:.9g}'" in message, message
     assert f"counter issued 'COUN:TIME {4 * quick:.9g}'" in message, message
     assert re.search(r"line \d+:", message), message
+
+
+@pytest.mark.slow
+def test_an_unchanged_build_passes_every_metric_with_the_example_margins(emulators: dict, tmp_path: Path) -> None:
+    """The example's baseline build is stored, then its build is gated against it: physics unchanged, all PASS.
+
+    aer-reference's physics is the same for both builds, so this is an unchanged build at --budget quick on the
+    emulators (independent seeds); with the example's margins of ~6 SE it PASSes every metric in ~95% of runs.
+    """
+    example = yaml.safe_load(example_profile_text())
+    baseline, build = example["firmware"]["baseline"], example["firmware"]["build"]
+    physics = load_profile(PHYSICS)
+    assert physics.effective(baseline).model_dump(exclude={"firmware"}) == physics.effective(build).model_dump(
+        exclude={"firmware"}
+    )
+    profile, db = tmp_path / "bench-lab-3.yaml", tmp_path / "unchanged.db"
+    with serving(baseline, SEED + 1, tmp_path / "live-baseline.yaml") as bench:
+        profile.write_text(with_addresses(example_profile_text(), addresses(bench)), encoding="utf-8")
+        first = run_suites(profile, tmp_path, db, tmp_path / "baseline.json", "--firmware-build", baseline, select=None)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    profile.write_text(with_addresses(example_profile_text(), addresses(emulators)), encoding="utf-8")
+    proc = run_suites(profile, tmp_path, db, tmp_path / "candidate.json", select=None)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    summary = json.loads((tmp_path / "candidate.json").read_text())
+    verdicts = {m["name"]: m["verdict"] for m in summary["metrics"]}
+    # No decoder block in the example, so the decoder metrics are skipped; everything else is gated.
+    assert set(verdicts) == {*BELL_METRICS, *LINK_METRICS, *RATE_METRICS}
+    assert set(verdicts.values()) == {"PASS"}, verdicts
+    assert summary["baseline_build"] == baseline and summary["verdict"] == "PASS"

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from harness.profiles.checks import model_issues
 from harness.profiles.discovery import SUFFIXES, find_profile, shipped_profile
 from harness.profiles.messages import Problem, ProfileError, describe_error, short_repr, suggest
 from harness.profiles.schema import BUILD, Profile
@@ -82,18 +83,28 @@ def _has_path(data: Any, path: tuple[str | int, ...]) -> bool:
     return True
 
 
-def _problems(exc: ValidationError, prefix: tuple[str | int, ...], chain: list[_ChainFile]) -> list[Problem]:
-    """Problems of one pydantic ValidationError, key paths under `prefix`, attributed to the file that holds the key."""
+def _problem(full: tuple[str | int, ...], message: str, chain: list[_ChainFile]) -> Problem:
+    """A problem at key path `full`, attributed to the file of the chain that holds the key."""
+    holder = next((s for s in chain if _has_path(s.raw, full)), None)
+    if holder is None:
+        # A missing key: name the nearest file that defines its parent block.
+        holder = next((s for s in chain if _has_path(s.raw, full[:-1])), chain[0])
+    return Problem(str(holder.path), full, message, line_of(holder.node, full))
+
+
+def _problems(
+    exc: ValidationError, data: dict, prefix: tuple[str | int, ...], chain: list[_ChainFile]
+) -> list[Problem]:
+    """Every problem of `data`, which failed validation with `exc`, key paths under `prefix`, each named once.
+
+    pydantic skips a model's cross-key checks when one of its fields fails, so they run on `data` here too.
+    """
     out = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"]) + tuple((error.get("ctx") or {}).get("path", ()))
-        full = prefix + loc
-        holder = next((s for s in chain if _has_path(s.raw, full)), None)
-        if holder is None:
-            # A missing key: name the nearest file that defines its parent block.
-            holder = next((s for s in chain if _has_path(s.raw, full[:-1])), chain[0])
-        out.append(Problem(str(holder.path), full, describe_error(error, loc, Profile), line_of(holder.node, full)))
-    return out
+        out.append(_problem(prefix + loc, describe_error(error, loc, Profile), chain))
+    out += [_problem(prefix + path, message, chain) for path, message in model_issues(data)]
+    return list(dict.fromkeys(out))
 
 
 def _resolve_cassette(profile: Profile, base_dir: Path) -> Profile:
@@ -182,8 +193,7 @@ def load_profile(name_or_path: str | Path) -> LoadedProfile:
     try:
         base = Profile.model_validate(merged)
     except ValidationError as exc:
-        problems = _problems(exc, (), chain)
-        raise ProfileError(problems) from None
+        raise ProfileError(_problems(exc, merged, (), chain)) from None
 
     # A relative cassette path is relative to the file that names it.
     holder = next((s for s in chain if _has_path(s.raw, ("replay", "cassette"))), chain[0])
@@ -197,7 +207,7 @@ def load_profile(name_or_path: str | Path) -> LoadedProfile:
             effective[build] = _resolve_cassette(Profile.model_validate(candidate), base_dir)
         except ValidationError as exc:
             # firmware.build is rewritten per build, so its errors are about the build name, not the override.
-            problems += _problems(exc, ("builds", build), chain)
+            problems += _problems(exc, candidate, ("builds", build), chain)
     if problems:
         raise ProfileError(problems)
 

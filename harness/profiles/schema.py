@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import string
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.metrics import LOGICAL_PREFIXES, REGISTRY, Tolerance, is_known_metric, parse_code
+from harness.profiles.checks import bench_issues, instrument_issues, kind_issues, raise_first
 from harness.profiles.messages import custom_error, suggest
 
 # Time/shot scale factor of each --budget relative to the `measurement` block.
@@ -187,33 +187,8 @@ class Instrument(_Model):
 
     @model_validator(mode="after")
     def _address(self) -> Instrument:
-        if self.transport == "serial" and not self.url:
-            raise custom_error("a serial instrument needs 'url' (a pyserial URL or device path)", "url")
-        if self.transport == "visa" and not self.resource:
-            raise custom_error("a visa instrument needs 'resource' (a VISA resource string)", "resource")
-        for name, template in self.commands.items():
-            try:
-                list(string.Formatter().parse(template))
-            except ValueError as exc:
-                raise custom_error(
-                    f"bad template {template!r}: {exc}; escape literal braces as '{{{{'", "commands", name
-                ) from None
+        raise_first(instrument_issues(self.model_dump()))
         return self
-
-
-# Commands each bench role must define, with the placeholders its template may use.
-BENCH_COMMANDS: dict[str, dict[str, set[str]]] = {
-    "source": {"identify": set(), "firmware_build": set(), "enable": set(), "disable": set()},
-    "counter": {
-        "set_integration": {"seconds"},
-        "coincidences": set(),
-        "singles": {"channel"},
-        "errors": set(),
-    },
-    "analyzers": {"set_basis": {"arm", "basis"}},
-    "decoder": {"decode": {"code", "syndrome"}},
-}
-OPTIONAL_COMMANDS: dict[str, dict[str, set[str]]] = {"analyzers": {"prepare_state": {"state"}}}
 
 
 class Bench(_Model):
@@ -229,27 +204,7 @@ class Bench(_Model):
 
     @model_validator(mode="after")
     def _commands(self) -> Bench:
-        for role, required in BENCH_COMMANDS.items():
-            inst = getattr(self, role)
-            if inst is None:
-                continue
-            allowed = {**required, **OPTIONAL_COMMANDS.get(role, {})}
-            for name in required:
-                if name not in inst.commands:
-                    raise custom_error(
-                        f"missing command {name!r}; the {role} needs: {', '.join(sorted(required))}", role, "commands"
-                    )
-            for name, template in inst.commands.items():
-                fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-                extra = fields - allowed.get(name, fields)
-                if extra:
-                    raise custom_error(
-                        f"template {template!r} uses {', '.join(sorted(extra))}; allowed placeholders: "
-                        + (", ".join("{" + f + "}" for f in sorted(allowed[name])) or "none"),
-                        role,
-                        "commands",
-                        name,
-                    )
+        raise_first(bench_issues(self.model_dump()))
         return self
 
 
@@ -316,24 +271,7 @@ class Profile(_Model):
 
     @model_validator(mode="after")
     def _kind_blocks(self) -> Profile:
-        if self.kind == "aer":
-            for block in ("source", "link", "detectors"):
-                if getattr(self, block) is None:
-                    raise custom_error(f"kind aer requires a {block!r} block", block)
-        if self.kind == "bench" and self.bench is None:
-            raise custom_error("kind bench requires a 'bench' block (source, counter, analyzers)", "bench")
-        if self.kind == "replay" and self.replay is None:
-            raise custom_error("kind replay requires a 'replay' block, e.g. {cassette: run.cassette.json}", "replay")
-        if self.aer is not None and self.kind != "aer":
-            raise custom_error(f"the 'aer' block is for kind aer only (this profile is kind {self.kind!r})", "aer")
-        if self.kind == "aer" and self.builds:
-            known = ", ".join(self.builds)
-            for key in ("build", "baseline"):
-                build = getattr(self.firmware, key)
-                if build is not None and build not in self.builds:
-                    raise custom_error(
-                        f"build {build!r} is not listed under 'builds' (known builds: {known})", "firmware", key
-                    )
+        raise_first(kind_issues(self.model_dump()))
         return self
 
 

@@ -11,13 +11,16 @@ from harness.report.build import (
     write_allure_environment,
 )
 from harness.report.data import ReportError, collect_profile
+from harness.report.scope import LATEST, collect_release
 from harness.report.versions import order_builds
 
 __all__ = [
+    "LATEST",
     "ReportError",
     "ReportResult",
     "build_report",
     "collect_profile",
+    "collect_release",
     "open_store",
     "order_builds",
     "render_html",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +17,14 @@ from harness.report.data import (
     COUNTED_VERDICTS,
     ProfileReport,
     ReportError,
-    collect_profile,
     collect_trends,
     describe,
     release_verdict,
     verdict_counts,
 )
 from harness.report.plots import VERDICT_COLOURS, density_svg, logical_svg, plob_svg, trend_png, trend_svg
+from harness.report.provenance import baseline_source_text, provenance_rows
+from harness.report.scope import collect_release
 from harness.report.text import bracket_text, fmt_number, interval_text
 from harness.store import Store, StoreError
 
@@ -143,40 +143,6 @@ def regressions(reports: list[ProfileReport]) -> list[str]:
     ]
 
 
-def provenance_rows(r: ProfileReport) -> list[tuple[str, str]]:
-    """Return the provenance of a profile's release run as (label, text) rows."""
-    run = r.run
-    retries = sum(i["retries"] for i in r.instruments)
-    faults: Counter = Counter()
-    for i in r.instruments:
-        faults.update(i["faults"])
-    redos = (run.provenance.get("instruments") or {}).get("setting_redos") if r.instruments else None
-    rows = [
-        ("profile", run.profile),
-        ("profile hash", run.profile_hash),
-        ("build", run.build),
-        ("baseline build", r.baseline_build or "none"),
-        ("seed", str(run.seed)),
-        ("budget", run.budget),
-        ("run id / status", f"{run.id} / {run.status}"),
-        ("host", run.host),
-        ("git sha", run.git_sha or "unknown"),
-        ("started", run.started_at),
-        ("ended", run.ended_at or "not finished"),
-    ]
-    rows += [
-        (k.removesuffix("_version").replace("_", "-") + " version", v or "absent") for k, v in run.versions.items()
-    ]
-    if r.instruments:
-        rows.append(("retries (all instruments)", str(retries)))
-        rows.append(("faults", ", ".join(f"{k}: {v}" for k, v in sorted(faults.items())) or "none"))
-        if redos is not None:
-            rows.append(("tomography settings redone", str(redos)))
-    else:
-        rows.append(("retries and faults", "no instrument statistics (not a bench run)"))
-    return rows
-
-
 # -- rendering ------------------------------------------------------------------------------------------
 
 
@@ -214,7 +180,7 @@ def _profile_view(r: ProfileReport) -> dict[str, Any]:
         "logical_note": r.logical_note,
         "plob_svg": Markup(plob_svg(r.plob, f"{slug}/plob")) if r.plob is not None else None,
         "plob": r.plob,
-        "provenance": provenance_rows(r),
+        "provenance": provenance_rows(r.run, r.baseline_build, r.instruments),
         "instruments": r.instruments,
     }
 
@@ -265,6 +231,8 @@ def render_markdown(release: str, reports: list[ProfileReport], skipped: list[st
         lines += [
             f"### `{r.profile}` — build `{r.run.build}`{base}: {VERDICT_SYMBOLS.get(r.verdict, '')} {r.verdict}",
             "",
+            f"Baseline source: {_md_cell(baseline_source_text(r.run, r.baseline_build))}.",
+            "",
             "| Metric | Value | 95% interval | Unit | Baseline | Δ (candidate − baseline) | Verdict |",
             "|---|---:|---|---|---:|---:|---|",
         ]
@@ -297,38 +265,6 @@ def json_ready(obj: Any) -> Any:
     return obj
 
 
-def _chosen_profiles(store: Store, profiles: list[str] | None) -> list[str]:
-    """Return the profiles to report: those asked for (all known, else ReportError), or every profile of the store."""
-    known = store.profiles()
-    if not profiles:
-        return known
-    unknown = [p for p in profiles if p not in known]
-    if unknown:
-        raise ReportError(
-            f"--profile: {', '.join(unknown)} not in results store {store.path} (known: {', '.join(known) or 'none'})"
-        )
-    return list(dict.fromkeys(profiles))
-
-
-def _collect(store: Store, profiles: list[str] | None, builds: list[str] | None) -> tuple[list[ProfileReport], list]:
-    """Return the report data of each chosen profile and why any profile was skipped."""
-    reports, skipped = [], []
-    for p in _chosen_profiles(store, profiles):
-        try:
-            reports.append(collect_profile(store, p, builds))
-        except ReportError as exc:
-            # With no --profile every profile of the store is tried; one without a release run is noted, not fatal.
-            if profiles:
-                raise
-            skipped.append(str(exc))
-    if not reports:
-        raise ReportError(
-            f"results store {store.path} has no finished candidate runs to report"
-            + (f" ({'; '.join(skipped)})" if skipped else "")
-        )
-    return reports, skipped
-
-
 def _write(out: Path, files: dict[str, str]) -> list[Path]:
     """Write each named text into `out` (created if needed); return the paths; raise ReportError on an OS error."""
     try:
@@ -354,7 +290,7 @@ def build_report(
 ) -> ReportResult:
     """Write index.html, summary.md and summary.json of a release into `out_dir`; return paths and headline."""
     t0 = time.perf_counter()
-    reports, skipped = _collect(store, profiles, builds)
+    reports, skipped = collect_release(store, release, profiles, builds)
     out = Path(out_dir)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     html, md, js = _write(

@@ -6,12 +6,13 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from harness.gate import Verdict, overall_verdict
 from harness.metrics import Estimate, metric_spec, parse_code
+from harness.report.provenance import instrument_rows
 from harness.report.versions import order_builds
 from harness.store import RunRow, Store
 from harness.summary import run_summary
@@ -119,7 +120,8 @@ class ProfileReport:
         return Counter(m["verdict"] for m in self.summary["metrics"])
 
 
-def _is_candidate(run: RunRow) -> bool:
+def is_candidate(run: RunRow) -> bool:
+    """Return True for a run of the build under test (not a baseline measured alongside it)."""
     return run.provenance.get("role") == "candidate"
 
 
@@ -127,7 +129,7 @@ def release_run(
     runs: list[RunRow], build: str | None = None, statuses: tuple[str, ...] = REPORTABLE_STATUSES
 ) -> RunRow | None:
     """Return the newest candidate run with one of `statuses` (of `build` when given), else None."""
-    pick = [r for r in runs if _is_candidate(r) and r.status in statuses]
+    pick = [r for r in runs if is_candidate(r) and r.status in statuses]
     if build is not None:
         pick = [r for r in pick if r.build == build]
     return pick[-1] if pick else None
@@ -140,7 +142,7 @@ def _trend_runs(runs: list[RunRow], metric_runs: set[int], release: RunRow) -> d
     for r in runs:  # oldest first, so later assignments keep the newest
         if r.id not in metric_runs or r.status not in REPORTABLE_STATUSES:
             continue
-        if _is_candidate(r):
+        if is_candidate(r):
             chosen[r.build] = r
         else:
             fallback[r.build] = r
@@ -189,6 +191,8 @@ def _trends(
         for r in runs:
             first_seen.setdefault(r.build, r.started_at)
         builds = order_builds(per_build, first_seen)
+        # A release's history ends at its own build: a later build was not part of it when it was released.
+        builds = builds[: builds.index(release.build) + 1]
     release_metrics = {m["name"]: m for m in summary["metrics"]}
     any_row = {row["name"]: row for row in rows}
     trends: dict[str, Trend] = {}
@@ -226,8 +230,13 @@ def collect_trends(
     names: list[str] | None = None,
     *,
     include_running: bool = False,
+    release_build: str | None = None,
 ) -> tuple[RunRow, dict, list[str], dict[str, Trend], str | None]:
-    """Return (release run, its summary, ordered builds, trends per metric, baseline build) of one profile."""
+    """Return (release run, its summary, ordered builds, trends per metric, baseline build) of one profile.
+
+    The release run is the newest candidate run of the last of `builds`, else of `release_build`, else of any build;
+    the trends hold the builds up to the release run's build in build order (or `builds` as given).
+    """
     runs = store.runs(profile)
     if not runs:
         raise ReportError(f"profile {profile!r} has no runs in results store {store.path}; check --profile")
@@ -240,12 +249,13 @@ def collect_trends(
                 f"(known: {', '.join(order_builds(known))})"
             )
     statuses = (*REPORTABLE_STATUSES, "running") if include_running else REPORTABLE_STATUSES
-    release = release_run(runs, builds[-1] if builds else None, statuses)
+    target = builds[-1] if builds else release_build
+    release = release_run(runs, target, statuses)
     if release is None:
-        which = f" of build {builds[-1]!r}" if builds else ""
+        which = f" of build {target!r}" if target else ""
         raise ReportError(
             f"profile {profile!r} has no finished candidate run{which} in results store {store.path}; "
-            "run `qharness run` first or choose other --builds"
+            "run `qharness run` first or choose another --release or --builds"
         )
     summary = run_summary(store, release)
     baseline_build = release.baseline_build or store.baseline(profile)
@@ -316,29 +326,6 @@ def plob_point(metrics: list[dict]) -> PlobPoint | None:
     return PlobPoint(float(eta["value"]), float(y), float(max(y * (1 - r), 0.0)), float(y * (1 + r)))
 
 
-def instrument_rows(provenance: dict[str, Any]) -> list[dict]:
-    """Return one row per instrument of a bench run's provenance: queries, writes, retries, reconnects, faults."""
-    inst = provenance.get("instruments")
-    if not isinstance(inst, dict):
-        return []
-    rows = []
-    for name, stats in inst.items():
-        if not isinstance(stats, dict):
-            continue
-        faults = stats.get("faults") or {}
-        rows.append(
-            {
-                "name": name,
-                "queries": int(stats.get("queries", 0)),
-                "writes": int(stats.get("writes", 0)),
-                "retries": int(stats.get("retries", 0)),
-                "reconnects": int(stats.get("reconnects", 0)),
-                "faults": {str(k): int(v) for k, v in faults.items()} if isinstance(faults, dict) else {},
-            }
-        )
-    return rows
-
-
 def _read(
     reader: Callable[[Mapping[str, dict]], _T], artifacts: Mapping[str, dict], what: str
 ) -> tuple[_T | None, str]:
@@ -350,9 +337,13 @@ def _read(
     return (found, "") if found else (None, NOT_RECORDED)
 
 
-def collect_profile(store: Store, profile: str, builds: list[str] | None = None) -> ProfileReport:
-    """Return the report data of one profile: its release run (newest candidate, or last of `builds`) and trends."""
-    release, summary, ordered, trends, baseline_build = collect_trends(store, profile, builds)
+def collect_profile(
+    store: Store, profile: str, builds: list[str] | None = None, release_build: str | None = None
+) -> ProfileReport:
+    """Return the report data of one profile: its release run (see collect_trends) and trends."""
+    release, summary, ordered, trends, baseline_build = collect_trends(
+        store, profile, builds, release_build=release_build
+    )
     rep = ProfileReport(profile, release, summary, ordered, baseline_build, trends)
     rows = store.metrics(release.id)
     artifacts = stored_artifacts(rows)

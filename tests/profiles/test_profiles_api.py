@@ -274,6 +274,68 @@ def test_errors_name_file_key_value_and_allowed_range(tmp_path: Path) -> None:
     assert problem.line == 21
 
 
+def _problems_of(path: Path) -> list[tuple[str, str]]:
+    """The (key, message) of every problem load_profile reports for a file, checking each reads file: key: message."""
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    for problem in info.value.problems:
+        assert str(problem).startswith(f"{path}: {problem.key}: {problem.message}"), str(problem)
+    return [(p.key, p.message) for p in info.value.problems]
+
+
+def test_a_missing_block_and_a_bad_key_are_both_reported_in_their_own_words(tmp_path: Path) -> None:
+    """pydantic skips a model's cross-key checks when a field fails; the loader reports both, each once.
+
+    Each message is the one the problem gets when it is the only one in the file.
+    """
+    good = MINIMAL.format(name="x")
+    no_detectors = good.split("detectors:")[0] + "qec:" + good.split("qec:", 1)[1]
+    typo = "measurement:\n  integration_tim_s: 0.05\n"
+    block_alone = _problems_of(write(tmp_path / "block.yaml", no_detectors))
+    typo_alone = _problems_of(write(tmp_path / "typo.yaml", good + typo))
+    both = _problems_of(write(tmp_path / "both.yaml", no_detectors + typo))
+    assert block_alone == [("detectors", "kind aer requires a 'detectors' block")]
+    assert [k for k, _ in typo_alone] == ["measurement.integration_tim_s"]
+    assert both == typo_alone + block_alone
+    # Two missing blocks are two problems, though the model alone names only the first.
+    no_source = no_detectors.replace("source:\n  pair_rate_hz: 2.0e6\n  visibility: 0.97\n", "")
+    no_source = no_source.replace('"2.5.0-rc1": {source: {visibility: 0.955}, ', '"2.5.0-rc1": {')
+    assert _problems_of(write(tmp_path / "two.yaml", no_source + typo)) == [
+        *typo_alone,
+        ("source", "kind aer requires a 'source' block"),
+        ("detectors", "kind aer requires a 'detectors' block"),
+    ]
+    with pytest.raises(ValueError, match="kind aer requires a 'source' block"):
+        Profile.model_validate(yaml.safe_load(no_source))
+
+
+def test_a_bad_bench_field_does_not_hide_the_bench_command_problems(tmp_path: Path) -> None:
+    bench = {
+        "name": "b",
+        "kind": "bench",
+        "firmware": {"build": "1.0"},
+        "bench": {
+            "timeout_s": 0,
+            "source": {"transport": "serial", "url": "socket://127.0.0.1:1", "commands": {"identify": "*IDN?"}},
+            "counter": {"transport": "visa", "resource": "TCPIP0::h::1::SOCKET", "commands": {"errors": "E {x}"}},
+            "analyzers": {"transport": "serial", "commands": {"set_basis": "B {arm},{basis"}},
+        },
+    }
+    got = dict(_problems_of(write(tmp_path / "b.yaml", yaml.safe_dump(bench))))
+    assert list(got) == [
+        "bench.timeout_s",
+        "bench.analyzers.url",
+        "bench.analyzers.commands.set_basis",
+        "bench.source.commands",
+        "bench.counter.commands",
+        "bench.counter.commands.errors",
+    ]
+    assert got["bench.analyzers.url"] == "a serial instrument needs 'url' (a pyserial URL or device path)"
+    assert got["bench.source.commands"].startswith("missing command 'firmware_build'; the source needs: ")
+    assert got["bench.counter.commands"].startswith("missing command 'set_integration'; the counter needs: ")
+    assert got["bench.counter.commands.errors"] == "template 'E {x}' uses x; allowed placeholders: none"
+
+
 def test_key_path_formatting() -> None:
     assert format_key_path(("builds", "2.5.0-rc1", "source", "visibility")) == 'builds."2.5.0-rc1".source.visibility'
     assert format_key_path(("qec", "codes", 2)) == "qec.codes[2]"

@@ -96,6 +96,7 @@ BASE_PHYSICS = {
     "aer-reference": Physics(0.97, 0.01, 2.0e6, 0.8, 0.5 * 0.8, 100.0),
     "aer-long-haul": Physics(0.96, 0.02, 1.0e7, 0.8, 3.16e-3 * 0.6, 2000.0),
     "bench-lab": Physics(0.975, 0.01, 1.0e6, 0.7, 0.3 * 0.7, 200.0),
+    "bench-emulated": Physics(0.97, 0.01, 2.0e6, 0.8, 0.5 * 0.8, 100.0),
 }
 
 
@@ -279,70 +280,119 @@ def _measure(
     return raw, est, artifacts, ph
 
 
-def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
-    """Fill a store at `path` with 3 profiles x 6 builds of candidate runs; return it with its ground truth."""
+BENCH_INSTRUMENTS = {
+    "counter": {"queries": 120, "writes": 30, "retries": 3, "reconnects": 1, "faults": {"timeout": 2, "garbage": 1}},
+    "analyzers": {"queries": 90, "writes": 18, "retries": 1, "reconnects": 0, "faults": {"drop": 1}},
+    "setting_redos": 2,
+}
+
+
+def start_bare_run(store: Store, profile: str, build: str) -> int:
+    """Start a candidate run with no baseline and a minimal provenance (an older store's); return its id."""
+    return store.start_run(
+        profile=profile,
+        profile_hash=f"sha256:{profile}",
+        build=build,
+        baseline_build=None,
+        seed=1,
+        budget="quick",
+        provenance={"role": "candidate"},
+    )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run to store: whose, which build, its role, the baseline it is gated on and where that came from."""
+
+    profile: str
+    build: str
+    baseline_build: str | None
+    role: str = "candidate"
+    baseline_source: str | None = None  # the session's provenance key; None: not recorded (an older store)
+
+
+def _add_run(
+    store: Store, plan: Planned, rng: np.random.Generator, seed: int, estimates: dict[tuple[str, str], dict]
+) -> RunTruth:
+    """Measure one planned run, store its raw records, gate it on its baseline's stored estimates, store metrics."""
+    raw, est, artifacts, ph = _measure(plan.profile, plan.build, rng)
+    estimates[plan.profile, plan.build] = est
+    provenance: dict = {"kind": "bench" if plan.profile.startswith("bench") else "aer", "role": plan.role}
+    if plan.baseline_source is not None:
+        provenance["baseline_source"] = plan.baseline_source
+    if plan.profile == "bench-lab":
+        provenance["instruments"] = BENCH_INSTRUMENTS
+    run_id = store.start_run(
+        profile=plan.profile,
+        profile_hash=f"sha256:{plan.profile}-hash",
+        build=plan.build,
+        baseline_build=plan.baseline_build,
+        seed=seed,
+        budget="standard",
+        session_id=f"session-{plan.build}",
+        provenance=provenance,
+    )
+    for proto, payloads in raw.items():
+        for payload in payloads:
+            store.add_raw(run_id, proto, payload)
+    # The baseline of a build is its baseline build as stored (the same estimates the gate saw).
+    base = estimates.get((plan.profile, plan.baseline_build), {}) if plan.baseline_build else {}
+    comps = evaluate(est, base, TOLERANCES, alpha=0.05)
+    for name, comp in comps.items():
+        if plan.role == "candidate":
+            detail = comp.to_dict() | ({"artifacts": artifacts[name]} if name in artifacts else {})
+            store.add_metric(run_id, name, est[name], str(comp.verdict), detail)
+        else:  # a baseline measured in a session is stored ungated, as the session stores it
+            store.add_metric(
+                run_id, name, est[name], detail={"artifacts": artifacts[name]} if name in artifacts else None
+            )
+    top = overall_verdict(c.verdict for c in comps.values())
+    store.finish_run(run_id, "failed" if top is Verdict.REGRESSION and plan.role == "candidate" else "passed")
+    counts = np.sum([np.asarray(p["counts"]) for p in raw["bell"]], axis=0)
+    verdicts = {n: str(c.verdict) for n, c in comps.items()}
+    return RunTruth(plan.profile, plan.build, run_id, ph, counts, verdicts, raw["logical"][0]["memories"])
+
+
+def fill_planned(path: Path, plans: list[Planned], seed: int) -> ReleaseStore:
+    """Store the planned runs in order; return the store with the truth of its candidate runs."""
     rng = np.random.default_rng(seed)
     truths: dict[tuple[str, str], RunTruth] = {}
-    names: list[str] = []
+    estimates: dict[tuple[str, str], dict[str, Estimate]] = {}
     with Store(path) as store:
-        estimates: dict[tuple[str, str], dict[str, Estimate]] = {}
-        for build in INSERT_ORDER:
-            for profile in PROFILES:
-                raw, est, artifacts, ph = _measure(profile, build, rng)
-                estimates[profile, build] = est
-                i = BUILDS.index(build)
-                baseline_build = BUILDS[i - 1] if i > 0 else None
-                provenance: dict = {"kind": "bench" if profile == "bench-lab" else "aer", "role": "candidate"}
-                if profile == "bench-lab":
-                    provenance["instruments"] = {
-                        "counter": {
-                            "queries": 120,
-                            "writes": 30,
-                            "retries": 3,
-                            "reconnects": 1,
-                            "faults": {"timeout": 2, "garbage": 1},
-                        },
-                        "analyzers": {
-                            "queries": 90,
-                            "writes": 18,
-                            "retries": 1,
-                            "reconnects": 0,
-                            "faults": {"drop": 1},
-                        },
-                        "setting_redos": 2,
-                    }
-                run_id = store.start_run(
-                    profile=profile,
-                    profile_hash=f"sha256:{profile}-hash",
-                    build=build,
-                    baseline_build=baseline_build,
-                    seed=seed,
-                    budget="standard",
-                    session_id=f"session-{build}",
-                    provenance=provenance,
-                )
-                for proto, payloads in raw.items():
-                    for payload in payloads:
-                        store.add_raw(run_id, proto, payload)
-                # The baseline of a build is the previous version as stored (the same estimates the gate saw).
-                base = estimates.get((profile, baseline_build), {}) if baseline_build else {}
-                comps = evaluate(est, base, TOLERANCES, alpha=0.05)
-                for name, comp in comps.items():
-                    detail = comp.to_dict() | ({"artifacts": artifacts[name]} if name in artifacts else {})
-                    store.add_metric(run_id, name, est[name], str(comp.verdict), detail)
-                top = overall_verdict(c.verdict for c in comps.values())
-                store.finish_run(run_id, "failed" if top is Verdict.REGRESSION else "passed")
-                counts = np.sum([np.asarray(p["counts"]) for p in raw["bell"]], axis=0)
-                truths[profile, build] = RunTruth(
-                    profile,
-                    build,
-                    run_id,
-                    ph,
-                    counts,
-                    {n: str(c.verdict) for n, c in comps.items()},
-                    raw["logical"][0]["memories"],
-                )
-                names = list(est)
+        for plan in plans:
+            truth = _add_run(store, plan, rng, seed, estimates)
+            if plan.role == "candidate":
+                truths[plan.profile, plan.build] = truth
+    names = list(next(iter(estimates.values())))
+    return ReleaseStore(path, truths, names)
+
+
+def fill_store(path: Path, seed: int = 20240611) -> ReleaseStore:
+    """Fill a store at `path` with 3 profiles x 6 builds of candidate runs; return it with its ground truth."""
+    plans = []
+    for build in INSERT_ORDER:
+        i = BUILDS.index(build)
+        plans += [Planned(profile, build, BUILDS[i - 1] if i > 0 else None) for profile in PROFILES]
+    filled = fill_planned(path, plans, seed)
+    with Store(path) as store:
         for profile in PROFILES:
             store.set_baseline(profile, "2.4.0")
-    return ReleaseStore(path, truths, names)
+    return filled
+
+
+# Two releases of aer-reference as sessions store them: 2.4.0 gated on a 2.3.0 baseline measured in its session
+# (stored first here, so that its estimates exist to gate on), 2.5.0-rc1 on the stored 2.4.0. An emulator profile
+# with runs of 2.3.0 and 2.5.0-rc1 but none of 2.4.0 shares the store.
+UNRELATED = "bench-emulated"
+TWO_RELEASES = [
+    Planned("aer-reference", "2.3.0", None, role="baseline"),
+    Planned("aer-reference", "2.4.0", "2.3.0", baseline_source="measured"),
+    Planned(UNRELATED, "2.3.0", None, baseline_source="none"),
+    Planned("aer-reference", "2.5.0-rc1", "2.4.0", baseline_source="store"),
+    Planned(UNRELATED, "2.5.0-rc1", "2.3.0", baseline_source="store"),
+]
+
+
+def fill_two_release_store(path: Path, seed: int = 4242) -> ReleaseStore:
+    """Fill a store with TWO_RELEASES; return it with the truth of its candidate runs."""
+    return fill_planned(path, TWO_RELEASES, seed)

@@ -26,6 +26,22 @@ FLAGS = (
 )
 
 
+# Debian/Ubuntu packages of each part (chromium-driver pulls in chromium).
+PACKAGES = {"Chromium": "chromium", "chromedriver": "chromium-driver"}
+
+
+def missing_browser(chromium: str, chromedriver: str) -> str | None:
+    """Return why a headless Chromium cannot run: exactly the parts not installed, and how to install them."""
+    missing = {
+        name: path for name, path in (("Chromium", chromium), ("chromedriver", chromedriver)) if not Path(path).exists()
+    }
+    if not missing:
+        return None
+    found = " and ".join(f"{name} ({path})" for name, path in missing.items())
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{found} {verb} not installed; apt-get install {' '.join(PACKAGES[n] for n in missing)}"
+
+
 def _distinct_colours(png: bytes) -> tuple[int, float]:
     """Return the number of distinct RGB colours of a PNG and the fraction of pixels that are not white."""
     from matplotlib.image import imread
@@ -40,8 +56,9 @@ def _distinct_colours(png: bytes) -> tuple[int, float]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A headless Chromium driven by chromedriver, with a fresh profile directory."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"Chromium not found (looked for {CHROMIUM} and {CHROMEDRIVER}); apt-get install chromium-driver")
+    reason = missing_browser(CHROMIUM, CHROMEDRIVER)
+    if reason is not None:
+        pytest.skip(reason)
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is needed to drive Chromium")
     from selenium.webdriver.chrome.service import Service
 
@@ -98,3 +115,18 @@ def test_report_renders_in_chromium(browser: object, release_report: tuple) -> N
         driver.execute_script("arguments[0].scrollIntoView()", figure)
         distinct, ink = _distinct_colours(figure.screenshot_as_png)
         assert distinct > 8 and ink > 0.02, (cls, distinct, ink)
+
+
+def test_the_skip_reason_names_exactly_what_is_missing(tmp_path: Path) -> None:
+    present = tmp_path / "present"
+    present.write_text("")
+    gone = str(tmp_path / "gone")
+    assert missing_browser(str(present), str(present)) is None
+    assert (
+        missing_browser(str(present), gone)
+        == f"chromedriver ({gone}) is not installed; apt-get install chromium-driver"
+    )
+    assert missing_browser(gone, str(present)) == f"Chromium ({gone}) is not installed; apt-get install chromium"
+    assert missing_browser(gone, gone) == (
+        f"Chromium ({gone}) and chromedriver ({gone}) are not installed; apt-get install chromium chromium-driver"
+    )

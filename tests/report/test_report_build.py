@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_store import BUILDS, INSERT_ORDER, PROFILES, REGRESSED, RELEASE, ReleaseStore
+from report_store import BUILDS, INSERT_ORDER, PROFILES, REGRESSED, RELEASE, ReleaseStore, start_bare_run
 
 from harness.analysis.measures import state_fidelity
 from harness.metrics import Direction, Estimate
@@ -226,15 +226,7 @@ def test_bell_state_logical_and_plob_from_stored_products(release_store: Release
 def _one_run_store(path: Path, details: dict[str, dict | None]) -> None:
     """Write one finished candidate run whose metric rows carry the given details (an older store has none)."""
     with Store(path) as store:
-        run_id = store.start_run(
-            profile="old",
-            profile_hash="sha256:old",
-            build="1.0.0",
-            baseline_build=None,
-            seed=1,
-            budget="quick",
-            provenance={"role": "candidate"},
-        )
+        run_id = start_bare_run(store, "old", "1.0.0")
         for name, detail in details.items():
             est = Estimate(0.99, 0.98, 0.995, 1000, "", Direction.HIGHER)
             store.add_metric(run_id, name, est, "NO_BASELINE", detail)
@@ -289,6 +281,8 @@ def test_provenance_table(release_store: ReleaseStore, parsed: tuple) -> None:
             assert prov["ended"] == run.ended_at
             assert prov["numpy version"] == run.versions["numpy_version"]
             assert prov["qiskit version"] == (run.versions["qiskit_version"] or "absent")
+            # This store's runs predate the provenance key, and the report says so rather than guessing.
+            assert prov["baseline source"] == "not recorded in this run"
     bench = p.provenance["bench-lab"]
     assert bench["retries (all instruments)"] == "4"
     assert bench["faults"] == "drop: 1, garbage: 1, timeout: 2"
@@ -346,7 +340,7 @@ def test_html_is_self_contained(parsed: tuple) -> None:
 
 def test_builds_option_limits_and_orders_the_trend(release_store: ReleaseStore, tmp_path: Path) -> None:
     with Store(release_store.path) as store:
-        result = build_report(store, "2.4.0", tmp_path / "r", profiles=["aer-long-haul"], builds=["2.4.0", "2.2.0"])
+        result = build_report(store, "2.2.0", tmp_path / "r", profiles=["aer-long-haul"], builds=["2.4.0", "2.2.0"])
         summary = json.loads(result.summary_json.read_text())
         assert [s["build"] for s in summary] == ["2.2.0"]  # the last of --builds is the release build
         html = result.index_html.read_text()

@@ -96,7 +96,12 @@ def test_compare_with_an_unloadable_profile_uses_zero_tolerances(release_store: 
         (["baseline", "set", "-p", "aer-reference", "-b", "0.0.1"], "--build '0.0.1' has no completed run"),
         (["export", "--format", "xml"], "--format must be 'csv' or 'json'"),
         (["export", "-p", "nope"], "'nope' has no runs"),
-        (["report", "--release", "x", "--builds", "2.4.0,7.7.7", "--out", "OUT"], "no runs of build(s) 7.7.7"),
+        (
+            ["report", "--release", "2.4.0", "--builds", "7.7.7,2.4.0", "-p", "bench-lab", "-o", "OUT"],
+            "no runs of build(s) 7.7.7",
+        ),
+        (["report", "--release", "x", "--builds", "2.3.0,2.4.0", "--out", "OUT"], "--builds ends with '2.4.0'"),
+        (["report", "--release", "9.9.9", "--out", "OUT"], "candidate run of the release build '9.9.9'"),
         (["report", "--release", "x", "-p", "nope", "--out", "OUT"], "--profile: nope not in results store"),
     ],
 )
