@@ -13,7 +13,15 @@ from harness.cli.app import DEFAULT_DB, DbOption, app, fail, open_db
 
 @app.command("report")
 def report(
-    release: Annotated[str, typer.Option("--release", "-r", help="release tag (title and default output folder)")],
+    release: Annotated[
+        str,
+        typer.Option(
+            "--release",
+            "-r",
+            help="the release's build (only profiles with a run of it; trends end there), or 'latest' for every "
+            "profile's newest run",
+        ),
+    ] = "latest",
     db: DbOption = DEFAULT_DB,
     profile: Annotated[
         list[str] | None, typer.Option("--profile", "-p", help="profile to include (repeatable; default: all)")
@@ -32,7 +40,7 @@ def report(
     if builds is not None and not build_list:
         fail("report", "--builds is empty; pass builds separated by commas, e.g. --builds 2.3.0,2.4.0")
     if not release.strip() or release in (".", ".."):
-        fail("report", f"--release {release!r} must name the release, e.g. 2.5.0-rc1")
+        fail("report", f"--release {release!r} must name the release build, e.g. 2.5.0-rc1, or latest")
     target = out if out is not None else Path("reports") / release
     store = open_db("report", db)
     try:

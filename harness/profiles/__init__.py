@@ -5,7 +5,8 @@ the parent under the child (cycles are named), then validate the merged profile 
 (the `builds."<b>"` override deep-merged over it). Every problem is reported as `file: key.path: message`.
 
 One module per job: `schema` (the pydantic models and the JSON Schema), `yaml_io` (reading YAML with line numbers,
-merging), `discovery` (finding a profile by name), `messages` (problems and pydantic errors in the user's words) and
+merging), `discovery` (finding a profile by name), `messages` (problems and pydantic errors in the user's words),
+`checks` (the cross-key checks, also run on the merged file so every problem is reported) and
 `loading` (the `extends` chain and per-build validation).
 """
 
