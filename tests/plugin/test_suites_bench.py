@@ -172,6 +172,14 @@ def test_refused_connection_is_one_error(tmp_path: Path):
     assert "Connection refused" in out
 
 
+def test_instrument_timeout_is_one_error(tmp_path: Path):
+    # Every query goes unanswered: the device cannot even be identified, so each retry times out.
+    with emulators(tmp_path, "2.4.0", "drop:1") as bench:
+        profile = bench_profile(tmp_path, {**bench, "timeout_s": 0.2, "retries": 1, "backoff_s": 0.0})
+        code, summary, out = run_suites(tmp_path, profile, "2.4.0")
+    assert_one_cause(code, summary, out, "failed after 1 retries: timeout after 0.2 s")
+
+
 def test_recorded_session_replays_to_identical_metrics(tmp_path: Path):
     cassette = tmp_path / "session.jsonl"
     with emulators(tmp_path, "2.4.0") as bench:
