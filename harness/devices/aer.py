@@ -52,7 +52,7 @@ clock) carries on, as a bench's would.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,8 @@ from harness.devices.aer_circuits import (
 from harness.devices.aer_drift import AerDrift, first_rates
 from harness.devices.base import DeviceContext, check_duration, check_inputs, require_profile
 from harness.errors import DeviceError
-from harness.physics.link import profile_rates, sample_singles
+from harness.physics.drift import DriftedSource
+from harness.physics.link import LinkRates, profile_rates, sample_singles
 from harness.profiles import AerOptions, Profile
 from harness.records import BASES, BELL_SETTINGS, INPUTS_4, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 from harness.streams import stream
@@ -205,30 +206,16 @@ class AerDevice(DeviceContext):
     def bell_tomography(self, duration_s: float) -> TomographyCounts:
         """Counts of the 9 Pauli settings (BELL_SETTINGS order, outcomes ++,+-,-+,--), each over `duration_s`."""
         duration_s = self._check_duration(duration_s)
-        rng, call = self._next_rng("bell_tomography")
-        n = len(BELL_SETTINGS)
-        if self._drift.active:
-            src, r = self._drift.integrations([duration_s] * n, "bell_tomography", call)
-            shots = rng.poisson(r.coincidence_hz * duration_s).astype(np.int64)
-            counts = rng.multinomial(shots, self._drift.bell(src, r)).astype(np.int64)
-        else:
-            shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n).astype(np.int64)
-            counts = self._simulate(self._bell_circuits(BELL_SETTINGS), shots, 2, rng)
+        circuits = self._bell_circuits(BELL_SETTINGS)
+        counts = self._counts("bell_tomography", duration_s, circuits, 2, self._drift.bell)
         return TomographyCounts(settings=BELL_SETTINGS, counts=counts, duration_s=duration_s)
 
     def link_tomography(self, duration_s: float, inputs: tuple = INPUTS_4) -> ProcessCounts:
         """Counts of link process tomography: inputs x (X, Y, Z) x (+, -), each setting over `duration_s`."""
         duration_s = self._check_duration(duration_s)
         inputs = check_inputs(inputs)
-        rng, call = self._next_rng("link_tomography")
-        n_set = len(inputs) * len(BASES)
-        if self._drift.active:
-            _, r = self._drift.integrations([duration_s] * n_set, "link_tomography", call)
-            shots = rng.poisson(r.coincidence_hz * duration_s).astype(np.int64)
-            counts = rng.multinomial(shots, self._drift.link(inputs, r)).astype(np.int64)
-        else:
-            shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n_set).astype(np.int64)
-            counts = self._simulate(self._link_circuits(inputs), shots, 1, rng)
+        circuits = self._link_circuits(inputs)
+        counts = self._counts("link_tomography", duration_s, circuits, 1, lambda _, r: self._drift.link(inputs, r))
         return ProcessCounts(
             inputs=inputs, bases=BASES, counts=counts.reshape(len(inputs), len(BASES), 2), duration_s=duration_s
         )
@@ -301,6 +288,27 @@ class AerDevice(DeviceContext):
         if key not in self._circuits:
             self._circuits[key] = [link_circuit(s, b, measure=not self._exact) for s in inputs for b in BASES]
         return self._circuits[key]
+
+    def _counts(
+        self,
+        protocol: str,
+        duration_s: float,
+        circuits: list[Any],
+        n_qubits: int,
+        drifted: Callable[[DriftedSource, LinkRates], np.ndarray],
+    ) -> np.ndarray:
+        """Counts of consecutive settings over `duration_s` each: N_i ~ Poisson(C_i T), outcomes ~ Multinomial.
+
+        Under drift each setting has its own integration's rate and probabilities (`drifted` gives them).
+        """
+        rng, call = self._next_rng(protocol)
+        n = len(circuits)
+        if self._drift.active:
+            src, r = self._drift.integrations([duration_s] * n, protocol, call)
+            shots = rng.poisson(r.coincidence_hz * duration_s).astype(np.int64)
+            return rng.multinomial(shots, drifted(src, r)).astype(np.int64)
+        shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n).astype(np.int64)
+        return self._simulate(circuits, shots, n_qubits, rng)
 
     def _simulate(self, circuits: list[Any], shots: np.ndarray, n_qubits: int, rng: np.random.Generator) -> np.ndarray:
         """Counts, shape (len(circuits), 2**n_qubits), with `shots[i]` events for circuit i."""

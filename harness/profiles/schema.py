@@ -192,10 +192,12 @@ class WanderDrift(_Model):
 
 
 class Drift(_Model):
-    """Drift of the stand-ins' physics (kind aer and the emulators); seeded and stored with each run."""
+    """Drift of the stand-ins' physics (kind aer and `qharness emulate`); seeded, reported with what was applied."""
 
-    between_sessions: SessionDrift = Field(default_factory=SessionDrift)
-    within_session: WanderDrift = Field(default_factory=WanderDrift)
+    between_sessions: SessionDrift = Field(
+        default_factory=SessionDrift, description="offsets fixed for one session (one run of one build)"
+    )
+    within_session: WanderDrift = Field(default_factory=WanderDrift, description="wander during a session")
 
 
 class Measurement(_Model):
