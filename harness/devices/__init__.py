@@ -41,7 +41,9 @@ def open_device(
     """
     module_name, _, class_name = _KINDS[profile.kind].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_profile(profile, build, seed=seed, on_record=on_record, recorder=recorder, session=session)
+    # Session 0 is not passed on, so a registered device class that predates sessions still opens.
+    extra = {"session": int(session)} if session else {}
+    return cls.from_profile(profile, build, seed=seed, on_record=on_record, recorder=recorder, **extra)
 
 
 __all__ = ["Device", "FlashError", "RecordCallback", "device_kinds", "open_device", "register_device"]

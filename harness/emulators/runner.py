@@ -107,10 +107,18 @@ class EmulatorSet:
     def from_profile(cls, loaded: LoadedProfile, build: str | None = None, **kw: Any) -> EmulatorSet:
         """Emulators of every build of a loaded profile, running `build` (default firmware.build) first.
 
-        Keyword arguments are those of EmulatorSet (seed, session, faults, serial, ...).
+        Keyword arguments are those of EmulatorSet (seed, session, faults, serial, ...). A build without the
+        source, link and detectors blocks is a ValueError naming it.
         """
         build = loaded.default_build if build is None else build
         effective = {b: loaded.effective(b) for b in dict.fromkeys([*loaded.builds, build])}
+        for b, p in effective.items():
+            missing = [block for block in ("source", "link", "detectors") if getattr(p, block) is None]
+            if missing:
+                raise ValueError(
+                    f"profile {loaded.path}: build {b!r} lacks the physics blocks {', '.join(missing)} "
+                    "the emulators serve; add them"
+                )
         params = {b: LinkParameters.from_profile(p) for b, p in effective.items()}
         drift = {b: p.drift for b, p in effective.items()}
         return cls(params[build], build, builds=params, drift=drift, profile_name=loaded.name, **kw)

@@ -135,3 +135,8 @@ def test_fw_load_carries_the_drift_over_with_the_new_builds_spec(tmp_path, serve
     same = ("pair_rate_rel", "efficiency_a_rel", "efficiency_b_rel", "basis_angle_deg")
     assert {k: after["offsets"][k] for k in same} == {k: before["offsets"][k] for k in same}
     assert isinstance(emu.scpi.model, LinkModel) and emu.scpi.model.params.visibility == 0.955
+
+
+def test_a_profile_without_physics_cannot_be_emulated():
+    with pytest.raises(ValueError, match=r"build '.*' lacks the physics blocks source, link the emulators serve"):
+        EmulatorSet.from_profile(load_profile("bench-lab-template"))
