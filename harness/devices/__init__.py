@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from harness.devices.base import Device, RecordCallback
+from harness.devices.base import Device, FlashError, RecordCallback
 from harness.profiles import Profile
 
 # Profile kind -> "module:Class"; imported on first use, so a run on Aer never imports pyvisa.
@@ -32,8 +32,18 @@ def open_device(
     *,
     on_record: RecordCallback | None = None,
     recorder: object | None = None,
+    session: int = 0,
 ) -> Device:
-    """Construct (not yet open) the device that the effective profile's kind describes."""
+    """Construct (not yet open) the device that the effective profile's kind describes.
+
+    `session` numbers repeated runs of one build (0 first): a stand-in draws that session's drift and shot noise;
+    a real bench ignores it (its session is the occasion it runs on).
+    """
     module_name, _, class_name = _KINDS[profile.kind].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_profile(profile, build, seed=seed, on_record=on_record, recorder=recorder)
+    # Session 0 is not passed on, so a registered device class that predates sessions still opens.
+    extra = {"session": int(session)} if session else {}
+    return cls.from_profile(profile, build, seed=seed, on_record=on_record, recorder=recorder, **extra)
+
+
+__all__ = ["Device", "FlashError", "RecordCallback", "device_kinds", "open_device", "register_device"]

@@ -34,202 +34,108 @@ starting point) and its readout errors to ``measure`` on qubits 0 (A) and 1 (B).
 
 Randomness. Each measurement draws from ``np.random.SeedSequence(seed, spawn_key=(h(profile), h(build),
 h(protocol), call_index))`` with h a stable 32-bit hash (sha256): the same inputs give identical counts, two
-builds with identical physics give independent samples, and repeated calls give fresh samples.
+builds with identical physics give independent samples, and repeated calls give fresh samples. Session k > 0
+(``session=k``, a repeat of the run on another occasion) keys the protocol as ``"<protocol>@session<k>"``, so its
+shot noise is fresh too; session 0 keeps the plain key.
+
+Drift. A profile's ``drift`` block (harness.physics.drift) moves the source and detectors: offsets fixed for the
+device's session and an Ornstein-Uhlenbeck wander over its integration clock. Each setting is then drawn at its
+own integration's physics, N_i ~ Poisson(C_i T) and Multinomial(N_i, p_i), with p_i mixed exactly from a few Aer
+runs per session (harness.devices.aer_drift). Drift needs the exact method and the built-in noise model. Without a
+drift block (or with every SD zero) the device runs exactly as it would without one, draw for draw.
+`drift_offsets()` returns what was applied, for the run's provenance.
+
+Flashing. ``flash(build, profile)`` serves another build's effective profile on the same device, as a bench that
+loads new firmware: the counts then come from that build's physics and streams, while the drift (offsets and
+clock) carries on, as a bench's would.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from harness.devices.aer_circuits import (
+    A_FIRST,
+    ACCIDENTAL_LABEL,
+    EXACT_METHOD,
+    LINK_ACCIDENTAL_LABEL,
+    LINK_LABEL,
+    QUBIT_A,
+    QUBIT_B,
+    SAMPLING_METHODS,
+    SOURCE_LABEL,
+    SUPPORTED_METHODS,
+    AerConfigError,
+    bell_circuit,
+    build_noise_model,
+    confusions_from_noise_model,
+    exact_probabilities,
+    link_circuit,
+    run_circuits,
+    user_noise_model,
+)
+from harness.devices.aer_drift import AerDrift, first_rates
 from harness.devices.base import DeviceContext, check_duration, check_inputs, require_profile
 from harness.errors import DeviceError
-from harness.physics.link import profile_link_kraus, profile_rates, sample_singles
+from harness.physics.drift import DriftedSource
+from harness.physics.link import LinkRates, profile_rates, sample_singles
 from harness.profiles import AerOptions, Profile
 from harness.records import BASES, BELL_SETTINGS, INPUTS_4, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 from harness.streams import stream
 
-SOURCE_LABEL = "qh_source"
-LINK_LABEL = "qh_link"
-ACCIDENTAL_LABEL = "qh_accidental"
-LINK_ACCIDENTAL_LABEL = "qh_link_accidental"
-QUBIT_A, QUBIT_B = 0, 1
-
-EXACT_METHOD = "density_matrix"
-SAMPLING_METHODS = ("automatic", "statevector", "matrix_product_state")
-SUPPORTED_METHODS = (EXACT_METHOD, *SAMPLING_METHODS)
-
-# Gates that rotate the +1 eigenvector of a basis onto |0>, so that "+" is bit 0.
-_BASIS_ROTATION: dict[str, tuple[str, ...]] = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
-# Gates that prepare each link-tomography input from |0>.
-_INPUT_PREPARATION: dict[str, tuple[str, ...]] = {
-    "0": (),
-    "1": ("x",),
-    "+": ("h",),
-    "-": ("x", "h"),
-    "+i": ("h", "s"),
-    "-i": ("h", "sdg"),
-}
-# Aer's probabilities are little-endian (index = b0 + 2 b1, qubit 0 = A); the device reports A first.
-_A_FIRST = np.array([0, 2, 1, 3])
-
-
-class AerConfigError(DeviceError):
-    """The profile's `aer` block cannot be used (bad noise-model import path, unknown method, ...)."""
-
-
-def build_noise_model(profile: Profile) -> Any:
-    """Return the built-in Aer NoiseModel of a profile (errors on the labelled instructions of this module)."""
-    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, kraus_error
-
-    r = profile_rates(profile)
-    f_acc = r.accidental_fraction
-    det = profile.detectors
-    nm = NoiseModel()
-    nm.add_all_qubit_quantum_error(depolarizing_error(1.0 - profile.source.visibility, 2), [SOURCE_LABEL])
-    nm.add_all_qubit_quantum_error(kraus_error(profile_link_kraus(profile)), [LINK_LABEL])
-    nm.add_all_qubit_quantum_error(depolarizing_error(f_acc, 2), [ACCIDENTAL_LABEL])
-    nm.add_all_qubit_quantum_error(depolarizing_error(f_acc, 1), [LINK_ACCIDENTAL_LABEL])
-    for qubit, err in ((QUBIT_A, det.readout_error_a), (QUBIT_B, det.readout_error_b)):
-        nm.add_readout_error(ReadoutError([[1.0 - err, err], [err, 1.0 - err]]), [qubit])
-    return nm
-
-
-def _load_noise_model_function(spec: str, profile_name: str) -> Callable[[Any, str], Any]:
-    where = f"profile {profile_name!r}: aer.noise_model {spec!r}"
-    module_name, sep, func_name = spec.partition(":")
-    if not sep or not module_name or not func_name:
-        raise AerConfigError(f"{where} is not of the form 'package.module:function'; write e.g. 'mypkg.noise:model'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AerConfigError(
-            f"{where}: cannot import module {module_name!r} ({exc}); install it or fix the path"
-        ) from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise AerConfigError(f"{where}: module {module_name!r} has no function {func_name!r}; fix the name")
-    return func
-
-
-def _user_noise_model(spec: str, profile: Profile, build: str) -> Any:
-    """The NoiseModel that the profile's aer.noise_model function returns for `build`."""
-    from qiskit_aer.noise import NoiseModel
-
-    func = _load_noise_model_function(spec, profile.name)
-    try:
-        nm = func(profile, build)
-    except Exception as exc:
-        raise AerConfigError(f"profile {profile.name!r}: aer.noise_model {spec!r} raised {exc!r}") from None
-    if not isinstance(nm, NoiseModel):
-        raise AerConfigError(
-            f"profile {profile.name!r}: aer.noise_model {spec!r} returned {type(nm).__name__}, "
-            "expected a qiskit_aer.noise.NoiseModel"
-        )
-    return nm
-
-
-def _confusions_from_noise_model(nm: Any) -> list[np.ndarray] | None:
-    """Per-qubit readout confusion matrices [A, B] (row = true bit, column = reported bit).
-
-    None when the model has a readout error these cannot express (correlated across qubits).
-    """
-    conf = [np.eye(2), np.eye(2)]
-    default = None
-    for err in nm.to_dict().get("errors", []):
-        if err.get("type") != "roerror":
-            continue
-        probs = np.asarray(err["probabilities"], dtype=float)
-        if probs.shape != (2, 2):
-            return None
-        qubits = err.get("gate_qubits")
-        if qubits is None:
-            default = probs
-            continue
-        for q in qubits:
-            if len(q) != 1 or q[0] not in (QUBIT_A, QUBIT_B):
-                return None
-            conf[q[0]] = probs
-    if default is not None:
-        local = {q[0] for e in nm.to_dict()["errors"] if e.get("type") == "roerror" for q in e.get("gate_qubits", [])}
-        conf = [conf[q] if q in local else default for q in (QUBIT_A, QUBIT_B)]
-    return conf
-
-
-def _apply_ops(qc: Any, gates: Sequence[str], qubit: int) -> None:
-    for g in gates:
-        getattr(qc, g)(qubit)
-
-
-def _labelled_identity(n_qubits: int, label: str) -> Any:
-    from qiskit.circuit.library import UnitaryGate
-
-    return UnitaryGate(np.eye(2**n_qubits), label=label)
-
-
-def bell_circuit(setting: str, *, measure: bool) -> Any:
-    """Return the circuit of one Bell-tomography setting (qubit 0 = A, qubit 1 = B)."""
-    from qiskit import QuantumCircuit
-
-    qc = QuantumCircuit(2, 2 if measure else 0, name=f"bell_{setting}")
-    qc.h(QUBIT_A)
-    qc.cx(QUBIT_A, QUBIT_B)
-    qc.append(_labelled_identity(2, SOURCE_LABEL), [QUBIT_A, QUBIT_B])
-    qc.append(_labelled_identity(1, LINK_LABEL), [QUBIT_B])
-    qc.append(_labelled_identity(2, ACCIDENTAL_LABEL), [QUBIT_A, QUBIT_B])
-    _apply_ops(qc, _BASIS_ROTATION[setting[0]], QUBIT_A)
-    _apply_ops(qc, _BASIS_ROTATION[setting[1]], QUBIT_B)
-    if measure:
-        qc.measure([QUBIT_A, QUBIT_B], [0, 1])
-    else:
-        qc.save_probabilities(label="p")
-    return qc
-
-
-def link_circuit(state: str, basis: str, *, measure: bool) -> Any:
-    """Return the circuit of one link-tomography setting: input on qubit B, link, accidentals, basis rotation."""
-    from qiskit import QuantumCircuit
-
-    qc = QuantumCircuit(2, 1 if measure else 0, name=f"link_{state}_{basis}")
-    _apply_ops(qc, _INPUT_PREPARATION[state], QUBIT_B)
-    qc.append(_labelled_identity(1, LINK_LABEL), [QUBIT_B])
-    qc.append(_labelled_identity(1, LINK_ACCIDENTAL_LABEL), [QUBIT_B])
-    _apply_ops(qc, _BASIS_ROTATION[basis], QUBIT_B)
-    if measure:
-        qc.measure(QUBIT_B, 0)
-    else:
-        qc.save_probabilities([QUBIT_B], label="p")
-    return qc
+__all__ = [
+    "ACCIDENTAL_LABEL",
+    "EXACT_METHOD",
+    "LINK_ACCIDENTAL_LABEL",
+    "LINK_LABEL",
+    "QUBIT_A",
+    "QUBIT_B",
+    "SAMPLING_METHODS",
+    "SOURCE_LABEL",
+    "SUPPORTED_METHODS",
+    "AerConfigError",
+    "AerDevice",
+    "bell_circuit",
+    "build_noise_model",
+    "link_circuit",
+]
 
 
 class AerDevice(DeviceContext):
     """A simulated quantum link whose counts come from Qiskit Aer with the profile's noise model."""
 
-    def __init__(self, profile: Profile, build: str, seed: int) -> None:
-        self.profile = require_profile(profile, type(self).__name__)
-        self.build = str(build)
+    def __init__(self, profile: Profile, build: str, seed: int, *, session: int = 0) -> None:
         self.seed = int(seed)
-        self.name = profile.name
-        if profile.kind != "aer":
-            raise AerConfigError(
-                f"profile {self.name!r} is kind {profile.kind!r}; the Aer device needs a kind aer profile"
-            )
-        self._calls: dict[str, int] = {}
+        self.session = int(session)
+        if self.session < 0:
+            raise ValueError(f"session must be a non-negative integer, got {session!r}")
+        self._set_profile(profile, build)
+        self._calls: dict[tuple[str, str], int] = {}
         self._open = False
         self._sim: Any = None
         self._noise_model: Any = None
         self._confusion: list[np.ndarray] | None = None
         self._exact = True
         self._circuits: dict[tuple, list[Any]] = {}
+        self._drift = AerDrift(self.profile, self.build, self.seed, self.session)
+
+    def _set_profile(self, profile: Profile, build: str) -> None:
+        self.profile = require_profile(profile, type(self).__name__)
+        self.build = str(build)
+        self.name = profile.name
+        if profile.kind != "aer":
+            raise AerConfigError(
+                f"profile {self.name!r} is kind {profile.kind!r}; the Aer device needs a kind aer profile"
+            )
         self.rates = profile_rates(self.profile)
 
     @classmethod
-    def from_profile(cls, profile: Profile, build: str, *, seed: int, **_: Any) -> AerDevice:
+    def from_profile(cls, profile: Profile, build: str, *, seed: int, session: int = 0, **_: Any) -> AerDevice:
         """The Aer stand-in of an effective profile (the device registry's constructor)."""
-        return cls(profile, build=build, seed=seed)
+        return cls(profile, build=build, seed=seed, session=session)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -245,9 +151,12 @@ class AerDevice(DeviceContext):
                 f"profile {self.name!r}: aer.method {method!r} is not supported; use one of "
                 f"{', '.join(SUPPORTED_METHODS)} (or leave it null for {EXACT_METHOD})"
             )
-        nm = _user_noise_model(spec, self.profile, self.build) if spec else build_noise_model(self.profile)
+        why_not = self._drift.check(method, spec) if self._drift.active else None
+        if why_not is not None:
+            raise AerConfigError(f"profile {self.name!r} build {self.build!r}: {why_not}")
+        nm = user_noise_model(spec, self.profile, self.build) if spec else build_noise_model(self.profile)
         self._noise_model = nm
-        self._confusion = _confusions_from_noise_model(nm)
+        self._confusion = confusions_from_noise_model(nm)
         self._exact = method == EXACT_METHOD and self._confusion is not None
         self._sim = AerSimulator(method=method, noise_model=nm)
         self._open = True
@@ -266,28 +175,47 @@ class AerDevice(DeviceContext):
         method = "exact probabilities" if self._exact else "sampled shots"
         return Identity(kind="aer", profile=self.name, build=self.build, detail=f"qiskit-aer, {method}")
 
+    def flash(self, build: str, profile: Profile) -> None:
+        """Serve `build` from now on, with `profile` its effective profile (same name); drift carries on."""
+        profile = require_profile(profile, type(self).__name__)
+        if profile.name != self.name or profile.firmware.build != str(build):
+            raise ValueError(
+                f"flash({build!r}) needs the effective profile of that build of {self.name!r}; got "
+                f"{profile.name!r} build {profile.firmware.build!r} (pass loaded.effective({build!r}))"
+            )
+        was_open = self._open
+        self.close()
+        self._set_profile(profile, build)
+        self._circuits.clear()
+        self._drift.use(self.profile, self.build)
+        if was_open:
+            self.open()
+
     @property
     def noise_model(self) -> Any:
         """The Aer NoiseModel in use (available after `open()`)."""
         return self._noise_model
 
+    def drift_offsets(self) -> dict:
+        """The drift applied so far (session, spec, offsets, each integration's wander); {} without drift."""
+        if not self._drift.active and not self._drift.log:
+            return {}
+        return self._drift.summary()
+
     # -- measurements ----------------------------------------------------------------------------------------
     def bell_tomography(self, duration_s: float) -> TomographyCounts:
         """Counts of the 9 Pauli settings (BELL_SETTINGS order, outcomes ++,+-,-+,--), each over `duration_s`."""
         duration_s = self._check_duration(duration_s)
-        rng = self._next_rng("bell_tomography")
-        shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=len(BELL_SETTINGS)).astype(np.int64)
-        counts = self._simulate(self._bell_circuits(BELL_SETTINGS), shots, 2, rng)
+        circuits = self._bell_circuits(BELL_SETTINGS)
+        counts = self._counts("bell_tomography", duration_s, circuits, 2, self._drift.bell)
         return TomographyCounts(settings=BELL_SETTINGS, counts=counts, duration_s=duration_s)
 
     def link_tomography(self, duration_s: float, inputs: tuple = INPUTS_4) -> ProcessCounts:
         """Counts of link process tomography: inputs x (X, Y, Z) x (+, -), each setting over `duration_s`."""
         duration_s = self._check_duration(duration_s)
         inputs = check_inputs(inputs)
-        rng = self._next_rng("link_tomography")
-        n_set = len(inputs) * len(BASES)
-        shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n_set).astype(np.int64)
-        counts = self._simulate(self._link_circuits(inputs), shots, 1, rng)
+        circuits = self._link_circuits(inputs)
+        counts = self._counts("link_tomography", duration_s, circuits, 1, lambda _, r: self._drift.link(inputs, r))
         return ProcessCounts(
             inputs=inputs, bases=BASES, counts=counts.reshape(len(inputs), len(BASES), 2), duration_s=duration_s
         )
@@ -295,8 +223,10 @@ class AerDevice(DeviceContext):
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
         """Coincidences C (true plus accidental, Poisson) and the singles N_A, N_B that contain them."""
         duration_s = self._check_duration(duration_s)
-        rng = self._next_rng("coincidences")
+        rng, call = self._next_rng("coincidences")
         r = self.rates
+        if self._drift.active:
+            r = first_rates(self._drift.integrations([duration_s], "coincidences", call)[1])
         c = int(rng.poisson(r.coincidence_hz * duration_s))
         n_a, n_b = sample_singles(r, c, duration_s, rng)
         return CoincidenceCounts(
@@ -304,14 +234,26 @@ class AerDevice(DeviceContext):
         )
 
     def bell_probabilities(self) -> np.ndarray:
-        """Return the exact outcome probabilities the Bell counts are drawn from, shape (9, 4), readout included."""
+        """Return the exact outcome probabilities the Bell counts are drawn from, shape (9, 4), readout included.
+
+        Under drift: at this session's offsets without the wander (the clock does not move).
+        """
         self._require_exact("bell_probabilities")
+        if self._drift.active:
+            src, r = self._drift.at_offsets(len(BELL_SETTINGS))
+            return self._drift.bell(src, r)
         return self._exact_probabilities(self._bell_circuits(BELL_SETTINGS), 2)
 
     def link_probabilities(self, inputs: tuple = INPUTS_4) -> np.ndarray:
-        """Return the exact outcome probabilities of link tomography, shape (len(inputs), 3, 2), readout included."""
+        """Return the exact outcome probabilities of link tomography, shape (len(inputs), 3, 2), readout included.
+
+        Under drift: at this session's offsets without the wander (the clock does not move).
+        """
         self._require_exact("link_probabilities")
         inputs = check_inputs(inputs)
+        if self._drift.active:
+            _, r = self._drift.at_offsets(len(inputs) * len(BASES))
+            return self._drift.link(inputs, r).reshape(len(inputs), len(BASES), 2)
         return self._exact_probabilities(self._link_circuits(inputs), 1).reshape(len(inputs), len(BASES), 2)
 
     # -- internals -------------------------------------------------------------------------------------------
@@ -328,10 +270,12 @@ class AerDevice(DeviceContext):
         if not self._exact:
             raise DeviceError(f"{what} needs the exact {EXACT_METHOD!r} method; this device samples shots")
 
-    def _next_rng(self, protocol: str) -> np.random.Generator:
-        index = self._calls.get(protocol, 0)
-        self._calls[protocol] = index + 1
-        return stream(self.seed, self.name, self.build, protocol, index)
+    def _next_rng(self, protocol: str) -> tuple[np.random.Generator, int]:
+        """The count stream of the next call of `protocol` on the build in use, and that call's index."""
+        index = self._calls.get((self.build, protocol), 0)
+        self._calls[(self.build, protocol)] = index + 1
+        key = protocol if self.session == 0 else f"{protocol}@session{self.session}"
+        return stream(self.seed, self.name, self.build, key, index), index
 
     def _bell_circuits(self, settings: Sequence[str]) -> list[Any]:
         key = ("bell", tuple(settings), self._exact)
@@ -345,6 +289,27 @@ class AerDevice(DeviceContext):
             self._circuits[key] = [link_circuit(s, b, measure=not self._exact) for s in inputs for b in BASES]
         return self._circuits[key]
 
+    def _counts(
+        self,
+        protocol: str,
+        duration_s: float,
+        circuits: list[Any],
+        n_qubits: int,
+        drifted: Callable[[DriftedSource, LinkRates], np.ndarray],
+    ) -> np.ndarray:
+        """Counts of consecutive settings over `duration_s` each: N_i ~ Poisson(C_i T), outcomes ~ Multinomial.
+
+        Under drift each setting has its own integration's rate and probabilities (`drifted` gives them).
+        """
+        rng, call = self._next_rng(protocol)
+        n = len(circuits)
+        if self._drift.active:
+            src, r = self._drift.integrations([duration_s] * n, protocol, call)
+            shots = rng.poisson(r.coincidence_hz * duration_s).astype(np.int64)
+            return rng.multinomial(shots, drifted(src, r)).astype(np.int64)
+        shots = rng.poisson(self.rates.coincidence_hz * duration_s, size=n).astype(np.int64)
+        return self._simulate(circuits, shots, n_qubits, rng)
+
     def _simulate(self, circuits: list[Any], shots: np.ndarray, n_qubits: int, rng: np.random.Generator) -> np.ndarray:
         """Counts, shape (len(circuits), 2**n_qubits), with `shots[i]` events for circuit i."""
         if self._exact:
@@ -352,25 +317,11 @@ class AerDevice(DeviceContext):
             return rng.multinomial(shots, probs).astype(np.int64)
         return self._sampled_counts(circuits, shots, n_qubits, rng)
 
-    def _run(self, circuits: list[Any], shots: int, seed: int) -> Any:
-        result = self._sim.run(circuits, shots=shots, seed_simulator=seed, max_parallel_experiments=1).result()
-        if not result.success:
-            raise DeviceError(f"Aer simulation of profile {self.name!r} build {self.build!r} failed: {result.status}")
-        return result
+    def _what(self) -> str:
+        return f"profile {self.name!r} build {self.build!r}"
 
     def _exact_probabilities(self, circuits: list[Any], n_qubits: int) -> np.ndarray:
-        # Density-matrix noise is exact (no trajectories), so the seed only fixes Aer's own bookkeeping.
-        result = self._run(circuits, 1, self.seed)
-        probs = np.array([np.asarray(result.data(i)["p"], dtype=float) for i in range(len(circuits))])
-        conf_a, conf_b = self._confusion
-        if n_qubits == 2:
-            # probs[n, b1, b0] little-endian; confusion rows are true bits, columns reported bits.
-            p = np.einsum("nij,ik,jl->nlk", probs.reshape(-1, 2, 2), conf_b, conf_a)
-            probs = p.reshape(-1, 4)  # now index 2*a + b: A first
-        else:
-            probs = probs @ conf_b
-        probs = np.clip(probs, 0.0, None)
-        return probs / probs.sum(axis=1, keepdims=True)
+        return exact_probabilities(self._sim, circuits, n_qubits, self._confusion, self.seed, self._what())
 
     def _sampled_counts(
         self, circuits: list[Any], shots: np.ndarray, n_qubits: int, rng: np.random.Generator
@@ -380,11 +331,11 @@ class AerDevice(DeviceContext):
         n_max = int(shots.max(initial=0))
         if n_max == 0:
             return out
-        result = self._run(circuits, n_max, int(rng.integers(0, 2**31 - 1)))
+        result = run_circuits(self._sim, circuits, n_max, int(rng.integers(0, 2**31 - 1)), self._what())
         for i in range(len(circuits)):
             for bits, c in result.get_counts(i).items():
                 out[i, int(bits.replace(" ", ""), 2)] += c
         if n_qubits == 2:
-            out = out[:, _A_FIRST]
+            out = out[:, A_FIRST]
         # A uniformly random subset of N_i of the n_max iid events is itself N_i iid events.
         return np.stack([rng.multivariate_hypergeometric(row, int(n)) for row, n in zip(out, shots, strict=True)])

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from harness.errors import DeviceError
 from harness.profiles import Profile
 from harness.records import INPUTS_4, INPUTS_6, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 
@@ -37,6 +38,10 @@ def check_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
     if not inputs or any(s not in INPUTS_6 for s in inputs):
         raise ValueError(f"link tomography inputs must be drawn from {INPUTS_6}, got {inputs!r}")
     return inputs
+
+
+class FlashError(DeviceError):
+    """Putting a build on a device failed: the command failed or timed out, or the device reports another build."""
 
 
 class DeviceContext:
@@ -71,3 +76,6 @@ class Device(Protocol):
 
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
         """Singles and coincidences over `duration_s`."""
+
+    def flash(self, build: str, profile: Profile) -> None:
+        """Put `build` on the device (`profile` is that build's effective profile); FlashError if it did not take."""

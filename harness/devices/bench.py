@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.devices.base import DeviceContext, RecordCallback, check_duration, check_inputs, require_profile
+from harness.devices.flash import check_build_name, flash_source, run_flash_shell, with_flash_command
 from harness.errors import DeviceError
 from harness.instruments import (
     DEFAULT_VALIDATORS,
@@ -67,8 +68,9 @@ class BenchDevice(DeviceContext):
         seed: int = 0,
         on_record: RecordCallback | None = None,
         recorder: SessionRecorder | None = None,
+        session: int = 0,
     ) -> BenchDevice:
-        """The device of an effective profile (the device registry's constructor); benches ignore the seed."""
+        """The device of an effective profile (the device registry's constructor); benches ignore seed and session."""
         return cls(profile, build, recorder=recorder, on_record=on_record)
 
     def __init__(
@@ -103,9 +105,12 @@ class BenchDevice(DeviceContext):
     def _instrument(
         self, role: str, transport: Transport | None, validators: Mapping[str, Validator] | None = None
     ) -> Instrument:
+        spec = InstrumentSpec.from_bench(self.bench, role)
+        if role == "source":
+            spec = with_flash_command(spec, self.profile.firmware.flash)
         return Instrument(
             role,
-            InstrumentSpec.from_bench(self.bench, role),
+            spec,
             recorder=self.recorder,
             transport=transport,
             validators=validators,
@@ -180,6 +185,35 @@ class BenchDevice(DeviceContext):
         build = self.source.query("firmware_build").strip()
         counter_idn = self.counter.query_raw("*IDN?")
         return Identity(kind=self.kind, profile=self.name, build=build, detail=f"{idn}; counter {counter_idn}")
+
+    # ---- flashing ---------------------------------------------------------------------------------------------
+
+    def flash(self, build: str, profile: Profile | None = None) -> None:
+        """Put `build` on the bench with the profile's firmware.flash, then check that the source reports it.
+
+        `profile` (that build's effective profile, same name) replaces the device's profile once the flash took.
+        Raises NotSupportedError without firmware.flash, and FlashError, naming the build and the command, when
+        the command fails or times out, the shell exits non-zero, or the source then reports another build.
+        """
+        spec = self.profile.firmware.flash
+        if spec is None:
+            raise NotSupportedError(
+                f"profile {self.name!r} cannot flash builds: add firmware.flash, e.g. "
+                "firmware: {flash: {command: 'FW:LOAD? {build}'}} or {flash: {shell: 'flash.sh {build} {profile}'}}"
+            )
+        build = check_build_name(build)
+        if profile is not None and require_profile(profile, type(self).__name__).name != self.name:
+            raise ValueError(f"flash({build!r}) got the profile of {profile.name!r}, not of {self.name!r}")
+        self._require_open()
+        flash_source(self.source, spec, build, self.name, self._run_flash_shell)
+        self.build = build
+        if profile is not None:
+            self.profile = profile
+
+    # A replay overrides this hook: the recorded session's shell flash is not run again.
+    @staticmethod
+    def _run_flash_shell(line: str, build: str, timeout_s: float) -> None:
+        run_flash_shell(line, build, timeout_s)
 
     # ---- measurements -----------------------------------------------------------------------------------------
 

@@ -140,3 +140,7 @@ class ReplayDevice(BenchDevice):
     @staticmethod
     def _sleep(seconds: float) -> None:
         return None
+
+    @staticmethod
+    def _run_flash_shell(line: str, build: str, timeout_s: float) -> None:
+        return None

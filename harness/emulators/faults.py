@@ -15,6 +15,7 @@ FAULT_KINDS = {
     "slow": "slow:T - reply after T seconds (T >= 0)",
     "wrong-build": "wrong-build:B - FW? (and *IDN?) report build B",
     "scpi-error": "scpi-error:N - queue N SCPI errors, reported one by one by SYST:ERR? (N >= 0)",
+    "stuck-flash": "stuck-flash:P - FW:LOAD acknowledges but keeps the running build, with probability P in [0, 1]",
 }
 
 
@@ -45,7 +46,7 @@ def parse_fault(spec: str) -> Fault:
         raise FaultSpecError(f"bad fault spec {spec!r}: expected KIND:VALUE; {_help()}")
     arg = arg.strip()
     try:
-        if kind in ("drop", "garbage"):
+        if kind in ("drop", "garbage", "stuck-flash"):
             p = float(arg)
             if not 0.0 <= p <= 1.0:
                 raise ValueError
@@ -83,6 +84,7 @@ class FaultPlan:
     slow_s: float = 0.0
     wrong_build: str | None = None
     scpi_errors: int = 0
+    stuck_flash_p: float = 0.0
     seed: int | None = None
     injected: Counter = field(default_factory=Counter)
 
@@ -114,10 +116,12 @@ class FaultPlan:
             self.wrong_build = str(f.value)
         elif f.kind == "scpi-error":
             self.scpi_errors += int(f.value)
+        elif f.kind == "stuck-flash":
+            self.stuck_flash_p = float(f.value)
 
     def clear(self) -> None:
         """Deactivate every fault (counters of injected faults are kept)."""
-        self.drop_p = self.garbage_p = self.slow_s = 0.0
+        self.drop_p = self.garbage_p = self.slow_s = self.stuck_flash_p = 0.0
         self.disconnect_every = self.scpi_errors = 0
         self.wrong_build = None
 
@@ -138,6 +142,13 @@ class FaultPlan:
             self.injected["garbage"] += 1
             return "garbage"
         return None
+
+    def flash_sticks(self) -> bool:
+        """Whether this flash leaves the running build in place (the stuck-flash fault)."""
+        if self.stuck_flash_p and self._rng.random() < self.stuck_flash_p:
+            self.injected["stuck-flash"] += 1
+            return True
+        return False
 
     def garbage(self) -> str:
         """A reply no validator accepts: control bytes around random hex."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from harness.physics.channels import PAULIS
+from harness.physics.drift import SessionOffsets, Wander, drifted_source
 from harness.physics.link import delivered_state, link_kraus, observed_link_choi, observed_state, rates
 from harness.profiles import Profile
 from harness.records import BASES, INPUT_BLOCH
@@ -17,9 +18,15 @@ _SIGMA = dict(zip("XYZ", PAULIS[1:], strict=True))
 PREP_STATES: dict[str, np.ndarray] = {name: np.array(r) for name, r in INPUT_BLOCH.items()}
 
 
-def _projectors(basis: str) -> tuple[np.ndarray, np.ndarray]:
+def _projectors(basis: str, misalignment_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Projectors of an analyser in `basis`, turned by `misalignment_deg` polarisation degrees (2 theta about Y)."""
     s = _SIGMA[basis]
-    return (np.eye(2) + s) / 2, (np.eye(2) - s) / 2
+    plus, minus = (np.eye(2) + s) / 2, (np.eye(2) - s) / 2
+    if not misalignment_deg:
+        return plus, minus
+    theta = np.deg2rad(misalignment_deg)  # Ry(2 theta) = cos(theta) 1 - i sin(theta) Y
+    u = np.cos(theta) * np.eye(2) - 1j * np.sin(theta) * _SIGMA["Y"]
+    return u @ plus @ u.conj().T, u @ minus @ u.conj().T
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,29 @@ class LinkParameters:
 
 
 class LinkModel:
-    """Mean rates and outcome probabilities of the link, with the source on or off."""
+    """Mean rates and outcome probabilities of the link, with the source on or off.
 
-    def __init__(self, params: LinkParameters) -> None:
+    `misalignment_deg` turns arm B's analyser (harness.physics.drift); `drifted` gives the model of one integration
+    under a session's drift.
+    """
+
+    def __init__(self, params: LinkParameters, misalignment_deg: float = 0.0) -> None:
         self.params = params
+        self.misalignment_deg = float(misalignment_deg)
         self._cache: dict[bool, tuple] = {}
+
+    def drifted(self, offsets: SessionOffsets, wander: Wander) -> LinkModel:
+        """The model of one integration: source and detectors moved by the session's offsets and this wander."""
+        p = self.params
+        src = drifted_source(p.visibility, p.pair_rate_hz, p.efficiency_a, p.efficiency_b, offsets, wander)
+        moved = replace(
+            p,
+            visibility=float(src.visibility[0]),
+            pair_rate_hz=float(src.pair_rate_hz[0]),
+            efficiency_a=src.efficiency_a,
+            efficiency_b=src.efficiency_b,
+        )
+        return LinkModel(moved, self.misalignment_deg + src.basis_angle_deg)
 
     def _physics(self, source_on: bool) -> tuple:
         if source_on not in self._cache:
@@ -80,7 +105,7 @@ class LinkModel:
             probs = {}
             for a in BASES:
                 for b in BASES:
-                    pa, pb = _projectors(a), _projectors(b)
+                    pa, pb = _projectors(a), _projectors(b, self.misalignment_deg)
                     ops = [np.kron(x, y) for x in pa for y in pb]
                     probs[a + b] = np.clip(np.real([np.trace(o @ rho) for o in ops]), 0.0, None)
             choi = observed_link_choi(kraus, r.accidental_fraction, p.readout_error_b)
@@ -106,5 +131,5 @@ class LinkModel:
         rho_in = (np.eye(2) + sum(c * s for c, s in zip(r, PAULIS[1:], strict=True))) / 2
         # N(rho)_ab = sum_ij rho_ij J_(ia),(jb) = Tr_in[(rho^T ⊗ 1) J]: input factor first, as in analysis.channels.
         out = np.einsum("ij,iajb->ab", rho_in, choi.reshape(2, 2, 2, 2))
-        plus, minus = _projectors(basis_b)
+        plus, minus = _projectors(basis_b, self.misalignment_deg)
         return np.clip(np.real([np.trace(plus @ out), np.trace(minus @ out)]), 0.0, None)

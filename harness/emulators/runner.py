@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import Fault, FaultPlan
 from harness.emulators.model import LinkModel, LinkParameters
 from harness.emulators.servers import FirmwareEmulator, FirmwarePort, ScpiEmulator, SourceState
-from harness.profiles import Profile
+from harness.physics.drift import DriftState
+from harness.profiles import LoadedProfile, Profile
 
 SOURCE_COMMANDS = {"identify": "*IDN?", "firmware_build": "FW?", "enable": "PAIR:ON", "disable": "PAIR:OFF"}
 COUNTER_COMMANDS = {
@@ -25,7 +27,9 @@ COUNTER_COMMANDS = {
 }
 ANALYZER_COMMANDS = {"set_basis": "ANAL:BAS {arm},{basis}", "prepare_state": "PREP {state}"}
 DECODER_COMMANDS = {"decode": "DEC? {code},{syndrome}"}
-PHYSICS_BLOCKS = ("source", "link", "detectors", "memory")
+# The flash a served bench profile names: the firmware emulator's FW:LOAD, as a query so a refusal is read.
+FLASH_COMMAND = "FW:LOAD? {build}"
+PHYSICS_BLOCKS = ("source", "link", "detectors", "memory", "drift")
 CARRIED_BLOCKS = ("measurement", "tolerances", "qec")
 
 
@@ -41,6 +45,12 @@ class EmulatorSet:
     tuple serves a correct decoder whatever the build) and `decoder=False` serves a firmware without one.
     Over socket:// the decoder instrument opens its own connection to the firmware's port; on a pty it
     gets a second pty of the same firmware.
+
+    Builds and drift. `builds` maps every build the firmware can load (FW:LOAD) to its LinkParameters (default:
+    only `build`); a load switches the physics the counter serves, the build FW? reports and the decoder's faulty
+    entries. `drift` maps builds to their profile `drift` block: the set then draws one session's drift (keyed by
+    seed, `profile_name`, the starting build and `session`), which carries on across loads as a bench's would.
+    `EmulatorSet.from_profile` fills both from a loaded profile.
     """
 
     def __init__(
@@ -54,6 +64,10 @@ class EmulatorSet:
         real_time: bool = False,
         decoder: bool = True,
         decoder_faults: Iterable[tuple[str, str]] | None = None,
+        builds: Mapping[str, LinkParameters] | None = None,
+        drift: Mapping[str, Any] | None = None,
+        profile_name: str = "emulated",
+        session: int = 0,
     ) -> None:
         if serial not in ("socket", "pty"):
             raise ValueError(f"serial mode must be 'socket' or 'pty', got {serial!r}")
@@ -61,21 +75,79 @@ class EmulatorSet:
         base = 0 if seed is None else int(seed)
         self.build = build
         self.serial_mode = serial
+        self.builds: dict[str, LinkParameters] = {**(builds or {}), build: params}
+        self.drift_specs = dict(drift or {})
+        self.drift = self._drift_state(seed, profile_name, build, session) if self.drift_specs else None
+
         self.source_state = SourceState(on=False)
+        self._decoder_faults = None if decoder_faults is None else tuple(decoder_faults)
+        self._decoders: dict[str, EmulatedDecoder] = {}
         self.scpi = ScpiEmulator(
             LinkModel(params),
             seed=seed,
             faults=FaultPlan.from_specs(specs, seed=base + 1),
             real_time=real_time,
             source=self.source_state,
+            drift=self.drift,
         )
-        self.decoder = EmulatedDecoder.from_params(params, build, decoder_faults) if decoder else None
+        self.decoder = self._decoder_of(build) if decoder else None
         self.firmware = FirmwareEmulator(
-            build, faults=FaultPlan.from_specs(specs, seed=base + 2), source=self.source_state, decoder=self.decoder
+            build,
+            faults=FaultPlan.from_specs(specs, seed=base + 2),
+            source=self.source_state,
+            decoder=self.decoder,
+            loadable=self.builds,
+            on_load=self._load,
         )
         self.decoder_port = FirmwarePort(self.firmware) if decoder and serial == "pty" else None
         self.serial_url: str | None = None
         self.decoder_url: str | None = None
+
+    @classmethod
+    def from_profile(cls, loaded: LoadedProfile, build: str | None = None, **kw: Any) -> EmulatorSet:
+        """Emulators of every build of a loaded profile, running `build` (default firmware.build) first.
+
+        Keyword arguments are those of EmulatorSet (seed, session, faults, serial, ...). A build without the
+        source, link and detectors blocks is a ValueError naming it.
+        """
+        build = loaded.default_build if build is None else build
+        effective = {b: loaded.effective(b) for b in dict.fromkeys([*loaded.builds, build])}
+        for b, p in effective.items():
+            missing = [block for block in ("source", "link", "detectors") if getattr(p, block) is None]
+            if missing:
+                raise ValueError(
+                    f"profile {loaded.path}: build {b!r} lacks the physics blocks {', '.join(missing)} "
+                    "the emulators serve; add them"
+                )
+        params = {b: LinkParameters.from_profile(p) for b, p in effective.items()}
+        drift = {b: p.drift for b, p in effective.items()}
+        return cls(params[build], build, builds=params, drift=drift, profile_name=loaded.name, **kw)
+
+    def _drift_state(self, seed: int | None, profile_name: str, build: str, session: int) -> DriftState:
+        # An unseeded emulator draws its drift from fresh entropy, like its counts.
+        key = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
+        return DriftState(self.drift_specs.get(build), key, profile_name, build, session)
+
+    def _decoder_of(self, build: str) -> EmulatedDecoder:
+        if build not in self._decoders:
+            self._decoders[build] = EmulatedDecoder.from_params(self.builds[build], build, self._decoder_faults)
+        return self._decoders[build]
+
+    def _load(self, build: str) -> None:
+        """Serve `build` (the firmware's FW:LOAD): its physics, drift spec and decoder."""
+        self.build = build
+        self.scpi.model = LinkModel(self.builds[build])
+        if self.drift is not None:
+            self.drift.spec = self.drift_specs.get(build)
+        if self.decoder is not None:
+            self.decoder = self.firmware.decoder = self._decoder_of(build)
+
+    def drift_offsets(self) -> dict:
+        """This emulator session's drift: session, offsets and integration clock ({} without drift)."""
+        if self.drift is None or not self.drift.active:
+            return {}
+        state = self.drift
+        return {"session": state.session, "offsets": state.offsets.to_dict(), "clock_s": state.clock_s}
 
     @property
     def scpi_port(self) -> int:
@@ -132,13 +204,17 @@ class EmulatorSet:
             block["decoder"] = {"transport": "serial", "url": self.decoder_url, "commands": dict(DECODER_COMMANDS)}
         return block
 
-    def profile_dict(self, profile: Profile, name: str, **bench_kw: Any) -> dict:
-        """A kind-bench profile: the physics of the effective `profile` and a bench block at the live ports."""
+    def profile_dict(self, profile: Profile, name: str, *, flash_timeout_s: float = 10.0, **bench_kw: Any) -> dict:
+        """A kind-bench profile: the physics of the effective `profile`, a bench block at the live ports, FW:LOAD."""
         data: dict[str, Any] = {
             "name": name,
             "description": f"live emulated bench (build {self.build}) started by qharness emulate",
             "kind": "bench",
-            "firmware": {"build": self.build, "baseline": profile.firmware.baseline},
+            "firmware": {
+                "build": self.build,
+                "baseline": profile.firmware.baseline,
+                "flash": {"command": FLASH_COMMAND, "timeout_s": flash_timeout_s},
+            },
         }
         for block in (*PHYSICS_BLOCKS, *CARRIED_BLOCKS):
             value = getattr(profile, block)
@@ -161,10 +237,24 @@ class EmulatorSet:
 
 
 class ThreadedEmulators:
-    """An EmulatorSet served by an event loop in a daemon thread (for tests, benchmarks and notebooks)."""
+    """An EmulatorSet served by an event loop in a daemon thread (for tests, benchmarks and notebooks).
 
-    def __init__(self, params: LinkParameters, build: str, **kw: Any) -> None:
-        self.set = EmulatorSet(params, build, **kw)
+    Pass `params` and `build` (and EmulatorSet's keywords), or a ready `emulators` set (e.g. from_profile's).
+    """
+
+    def __init__(
+        self,
+        params: LinkParameters | None = None,
+        build: str | None = None,
+        *,
+        emulators: EmulatorSet | None = None,
+        **kw: Any,
+    ) -> None:
+        if emulators is None:
+            if params is None or build is None:
+                raise TypeError("ThreadedEmulators needs params and build, or emulators=EmulatorSet(...)")
+            emulators = EmulatorSet(params, build, **kw)
+        self.set = emulators
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="qharness-emulators", daemon=True)
 

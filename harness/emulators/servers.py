@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import tty
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import FaultPlan
 from harness.emulators.model import PREP_STATES, LinkModel
+from harness.physics.drift import DriftState
 from harness.physics.link import sample_singles
 from harness.records import BASES
 
@@ -181,6 +183,9 @@ class ScpiEmulator(LineServer):
     observed link (link, accidentals, readout) to analyser B. The four counts then carry B's result
     in the second sign: B '+' = ++ + -+ and B '-' = +- + -- (A's sign is an unbiased coin).
     PREP NONE returns to entangled pairs.
+
+    With a `drift` state, each integration sees the session's offsets and the wander at its midpoint on the
+    emulator's integration clock (the sum of the COUN:TIME of every integration so far).
     """
 
     name = "counter"
@@ -194,9 +199,11 @@ class ScpiEmulator(LineServer):
         real_time: bool = False,
         source: SourceState | None = None,
         identity: str = "qharness,COUNTER-EMU,0,1.0",
+        drift: DriftState | None = None,
     ) -> None:
         super().__init__(faults)
         self.model = model
+        self.drift = drift
         self.rng = np.random.default_rng(seed)
         self.real_time = real_time
         self.source = source if source is not None else SourceState(on=True)
@@ -222,12 +229,15 @@ class ScpiEmulator(LineServer):
     def integrate(self) -> np.ndarray:
         """Draw one integration: the four coincidence counts; singles are kept for COUN:SING?."""
         T = self.integration_s
-        r = self.model.link_rates(self.source.on)
+        model = self.model
+        if self.drift is not None and self.drift.active:
+            model = model.drifted(self.drift.offsets, self.drift.advance([T]))
+        r = model.link_rates(self.source.on)
         rate = r.coincidence_hz * T
         if self.prepared is None:
-            p = self.model.bell_probabilities(self.bases["A"], self.bases["B"], self.source.on)
+            p = model.bell_probabilities(self.bases["A"], self.bases["B"], self.source.on)
         else:
-            pb = self.model.prep_probabilities(self.prepared, self.bases["B"], self.source.on)
+            pb = model.prep_probabilities(self.prepared, self.bases["B"], self.source.on)
             p = np.array([pb[0], pb[1], pb[0], pb[1]]) / 2
         counts = self.rng.poisson(rate * p)
         self._singles = sample_singles(r, int(counts.sum()), T, self.rng)
@@ -296,10 +306,15 @@ class ScpiEmulator(LineServer):
 
 
 class FirmwareEmulator(LineServer):
-    """The pair source's serial firmware: *IDN?, FW? (the build), PAIR:ON / PAIR:OFF, PAIR?.
+    """The pair source's serial firmware: *IDN?, FW? (the build), PAIR:ON / PAIR:OFF, PAIR?, FW:LOAD.
 
     With a `decoder`, DEC? <code>,<syndrome> returns the decoder's logical flip bit (0/1), or
     'ERR <reason>' for an unknown code or a malformed syndrome (see harness.emulators.decoder).
+
+    FW:LOAD <build> loads one of the `loadable` builds (default: only the running one) and calls `on_load(build)`
+    so the bench serves that build's physics; FW:LOAD? <build> does the same and replies 'OK <build>', or
+    'ERR <reason>' for a build it does not have (the write form then leaves the running build, as a flash that
+    failed does). The stuck-flash fault acknowledges a load but keeps the running build.
     """
 
     name = "source"
@@ -311,11 +326,28 @@ class FirmwareEmulator(LineServer):
         faults: FaultPlan | None = None,
         source: SourceState | None = None,
         decoder: EmulatedDecoder | None = None,
+        loadable: Iterable[str] | None = None,
+        on_load: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(faults)
         self.build = build
         self.source = source if source is not None else SourceState(on=False)
         self.decoder = decoder
+        self.loadable = tuple(loadable) if loadable is not None else (build,)
+        self.on_load = on_load
+        self.loads = 0
+
+    def load(self, build: str) -> str:
+        """Load firmware `build` (FW:LOAD); return 'OK <build>' or 'ERR <reason>' (the running build stays)."""
+        if build not in self.loadable:
+            return f"ERR unknown build {build!r}; this flasher has {', '.join(self.loadable)}"
+        self.loads += 1
+        if self.faults.flash_sticks():
+            return f"OK {build}"
+        self.build = build
+        if self.on_load is not None:
+            self.on_load(build)
+        return f"OK {build}"
 
     def _reported_build(self) -> str:
         if self.faults.wrong_build is not None:
@@ -334,6 +366,9 @@ class FirmwareEmulator(LineServer):
             if self.decoder is None:
                 return "ERR this firmware has no decoder", 0.0
             return self.decoder.handle(line.partition(" ")[2]), 0.0
+        if header in ("FW:LOAD", "FW:LOAD?"):
+            reply = self.load(line.partition(" ")[2].strip())
+            return (reply if header.endswith("?") else None), 0.0
         if header == "PAIR:ON":
             self.source.on = True
         elif header == "PAIR:OFF":

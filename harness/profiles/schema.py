@@ -44,11 +44,64 @@ Positive = Annotated[float, Field(gt=0.0)]
 BuildName = Annotated[str, Field(pattern=BUILD, description="firmware build, e.g. '2.4.0' (quote it in YAML)")]
 
 
+def _template_fields(template: str, *path: str) -> set[str]:
+    """The placeholders of a command template; a malformed template is a profile error at `path`."""
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise custom_error(f"bad template {template!r}: {exc}; escape literal braces as '{{{{'", *path) from None
+
+
+# Placeholders each form of firmware.flash may use.
+FLASH_PLACEHOLDERS: dict[str, set[str]] = {"command": {"build"}, "shell": {"build", "profile"}}
+
+
+class Flash(_Model):
+    """How to put a build on the device: a source-controller command or a shell command (exactly one)."""
+
+    command: str | None = Field(
+        default=None,
+        min_length=1,
+        description="template sent to the source controller, e.g. 'FW:LOAD? {build}' (a header ending in '?' "
+        "is a query whose reply must not start with ERR); placeholder {build}",
+    )
+    shell: str | None = Field(
+        default=None,
+        min_length=1,
+        description="shell command run on this machine, e.g. 'flash.sh {build} {profile}' (exit 0 = flashed); "
+        "placeholders {build} and {profile} (the profile name); write literal braces as '{{'",
+    )
+    timeout_s: Positive = Field(default=30.0, description="longest a flash may take, s")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Flash:
+        given = [key for key in FLASH_PLACEHOLDERS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise custom_error(
+                "needs exactly one of 'command' (a source-controller template, e.g. "
+                "'FW:LOAD? {build}') or 'shell' (e.g. 'flash.sh {build} {profile}')"
+                + (f"; got both {' and '.join(given)}" if given else "")
+            )
+        key = given[0]
+        extra = _template_fields(getattr(self, key), key) - FLASH_PLACEHOLDERS[key]
+        if extra:
+            allowed = ", ".join("{" + f + "}" for f in sorted(FLASH_PLACEHOLDERS[key]))
+            raise custom_error(
+                f"template {getattr(self, key)!r} uses {', '.join('{' + f + '}' for f in sorted(extra))}; "
+                f"allowed placeholders: {allowed}",
+                key,
+            )
+        return self
+
+
 class Firmware(_Model):
-    """Which firmware builds a run compares when the command line does not say."""
+    """Which firmware builds a run compares when the command line does not say, and how to flash one."""
 
     build: BuildName = Field(description="build under test when --firmware-build is not given")
     baseline: BuildName | None = Field(default=None, description="default baseline build")
+    flash: Flash | None = Field(
+        default=None, description="how to put a build on a bench (an Aer device switches builds by itself)"
+    )
 
 
 class Source(_Model):
@@ -111,6 +164,40 @@ class Qec(_Model):
                 raise custom_error(f"code {code!r} is listed twice; list each code once", i)
             seen.add(code)
         return codes
+
+
+RelativeSd = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class SessionDrift(_Model):
+    """Offsets drawn once per session (one run of one build): Gaussian, zero mean, with these SDs."""
+
+    visibility_sd: Probability = Field(default=0.0, description="SD of the additive visibility offset")
+    pair_rate_rel_sd: RelativeSd = Field(default=0.0, description="relative SD of the pair rate")
+    basis_angle_sd_deg: Annotated[float, Field(ge=0.0, le=45.0)] = Field(
+        default=0.0,
+        description="SD of the misalignment of arm B's analyser (fibre and analyser), polarisation degrees",
+    )
+    efficiency_rel_sd: RelativeSd = Field(
+        default=0.0, description="relative SD of each detector efficiency (arms drawn independently)"
+    )
+
+
+class WanderDrift(_Model):
+    """Ornstein-Uhlenbeck wander during a session, over the device's integration clock."""
+
+    visibility_sd: Probability = Field(default=0.0, description="stationary SD of the visibility wander")
+    pair_rate_rel_sd: RelativeSd = Field(default=0.0, description="stationary relative SD of the pair-rate wander")
+    correlation_time_s: Positive = Field(default=60.0, description="OU correlation time, s of integration")
+
+
+class Drift(_Model):
+    """Drift of the stand-ins' physics (kind aer and `qharness emulate`); seeded, reported with what was applied."""
+
+    between_sessions: SessionDrift = Field(
+        default_factory=SessionDrift, description="offsets fixed for one session (one run of one build)"
+    )
+    within_session: WanderDrift = Field(default_factory=WanderDrift, description="wander during a session")
 
 
 class Measurement(_Model):
@@ -229,6 +316,7 @@ class Profile(_Model):
     measurement: Measurement = Field(default_factory=Measurement)
     tolerances: dict[str, ToleranceSpec] = Field(default_factory=dict, description="metric name -> practical margin")
     memory: Memory | None = None
+    drift: Drift | None = Field(default=None, description="between-session offsets and within-session wander")
     aer: AerOptions | None = None
     bench: Bench | None = None
     replay: Replay | None = None
