@@ -28,5 +28,9 @@ class IdentityMismatchError(DeviceError):
     """The device reports a firmware build other than the one under test."""
 
 
+class FlashError(DeviceError):
+    """Putting a build on a device failed: the command failed or timed out, or the device reports another build."""
+
+
 class HarnessUsageError(ValueError):
     """A user-supplied option or combination cannot work; the message says how to fix it."""

@@ -81,8 +81,11 @@ class ProfileSession:
         session_id: str | None = None,
         recorder: object | None = None,
         device_factory: DeviceFactory = open_device,
+        session: int = 0,
     ) -> None:
         self.loaded = loaded
+        # Numbers repeated sessions of one build (a stand-in draws that session's drift and shot noise).
+        self.session = int(session)
         self.store = store
         self.seed = seed
         self.budget = budget
@@ -130,7 +133,9 @@ class ProfileSession:
         side.run_id = self._start_run(side)
         # A bench reports each completed setting here, so it is stored before anything else can fail.
         on_record = partial(self.store.add_raw, side.run_id)
-        device = self._factory(side.profile, side.build, self.seed, on_record=on_record, recorder=self.recorder)
+        device = self._factory(
+            side.profile, side.build, self.seed, on_record=on_record, recorder=self.recorder, **self._session_kw()
+        )
         side.device = device  # closed (with its fault statistics kept) by close(), however opening ends
         device.open()
         ident = device.identify()
@@ -139,6 +144,10 @@ class ProfileSession:
                 f"{self.loaded.name}: device reports firmware build {ident.build!r} but the build under test "
                 f"is {side.build!r}; flash {side.build!r} or pass --firmware-build {ident.build!r}"
             )
+
+    def _session_kw(self) -> dict[str, int]:
+        # Session 0 is not passed, so a factory that predates sessions still works.
+        return {"session": self.session} if self.session else {}
 
     def _start_run(self, side: _Side) -> int:
         return self.store.start_run(
@@ -158,15 +167,22 @@ class ProfileSession:
             if side is None:
                 continue
             if side.device is not None:
-                with contextlib.suppress(Exception):
-                    stats = getattr(side.device, "fault_stats", None)
-                    if stats is not None and side.run_id is not None:
-                        self.store.update_provenance(side.run_id, instruments=stats())
+                if side.run_id is not None:
+                    self._store_device_provenance(side)
                 with contextlib.suppress(Exception):
                     side.device.close()
             if side.run_id is not None:
                 own = self.run_status() if side is self.candidate else self._baseline_status(side)
                 self.store.finish_run(side.run_id, status or own)
+
+    def _store_device_provenance(self, side: _Side) -> None:
+        """Keep what the device reports about itself with its run: instrument fault statistics, applied drift."""
+        for key, attr in (("instruments", "fault_stats"), ("drift", "drift_offsets")):
+            with contextlib.suppress(Exception):
+                report = getattr(side.device, attr, None)
+                found = report() if report is not None else None
+                if found:
+                    self.store.update_provenance(side.run_id, **{key: found})
 
     def run_status(self) -> RunStatus:
         """The candidate run's status from the verdicts: failed on REGRESSION, error on ERROR, else passed."""
@@ -244,7 +260,7 @@ class ProfileSession:
         side = self._side(self.baseline_build)
         self.baseline = side
         side.run_id = self._start_run(side)
-        side.device = self._factory(side.profile, side.build, self.seed)
+        side.device = self._factory(side.profile, side.build, self.seed, **self._session_kw())
         side.device.open()
         self._measure(side, protocols)
         return side.measured()

@@ -396,3 +396,28 @@ def test_a_stored_baseline_metric_that_was_not_measured_is_no_baseline(tmp_path)
     comparisons = bench.session({"bell_fidelity", "concurrence"}).evaluate()
     assert comparisons["bell_fidelity"].verdict is Verdict.NO_BASELINE
     assert comparisons["concurrence"].verdict is Verdict.PASS
+
+
+def test_a_drifting_stand_in_keeps_its_applied_offsets_with_the_run(tmp_path: Path):
+    raw = yaml.safe_load(write_profile(tmp_path, {"bell_fidelity": PASSING}).read_text(encoding="utf-8"))
+    raw["drift"] = {"between_sessions": {"visibility_sd": 0.005, "pair_rate_rel_sd": 0.03}}
+    path = tmp_path / "session-unit.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    offsets = {}
+    for session in (0, 1):
+        with Store(tmp_path / f"q{session}.db") as store:
+            ps = ProfileSession(load_profile(path), store, build=BUILD, budget="quick", session=session)
+            ps.family.add("bell_fidelity")
+            ps.evaluate()
+            ps.close()
+            run = store.run(ps.candidate.run_id)
+            assert run.provenance["drift"]["session"] == session
+            offsets[session] = run.provenance["drift"]["offsets"]
+    # Each session draws its own offsets; the same session index draws the same ones (reproducible).
+    assert offsets[0] != offsets[1]
+    with Store(tmp_path / "again.db") as store:
+        ps = ProfileSession(load_profile(path), store, build=BUILD, budget="quick", session=1)
+        ps.family.add("bell_fidelity")
+        ps.evaluate()
+        ps.close()
+        assert store.run(ps.candidate.run_id).provenance["drift"]["offsets"] == offsets[1]

@@ -22,8 +22,10 @@ def emulate(
     fault: list[str] = typer.Option(
         [],
         "--fault",
-        help="inject a fault, repeatable: drop:P garbage:P disconnect:N slow:T wrong-build:B scpi-error:N",
+        help="inject a fault, repeatable: drop:P garbage:P disconnect:N slow:T wrong-build:B scpi-error:N "
+        "stuck-flash:P",
     ),
+    session: int = typer.Option(0, "--session", help="session index: which drift offsets a drifting profile draws"),
     serial: str = typer.Option("socket", "--serial", help="serial link of the source firmware: socket | pty"),
     profile_out: Path | None = typer.Option(
         None, "--profile-out", help="write a ready-to-use bench profile for the live ports here (printed first)"
@@ -34,7 +36,7 @@ def emulate(
     timeout_s: float = typer.Option(2.0, "--timeout", help="bench.timeout_s written into --profile-out, in s"),
 ) -> None:
     """Serve the bench emulators on 127.0.0.1 until SIGINT or SIGTERM."""
-    from harness.emulators import EmulatorSet, FaultSpecError, LinkParameters, parse_fault
+    from harness.emulators import EmulatorSet, FaultSpecError, parse_fault
     from harness.profiles import ProfileError, load_profile
 
     if serial not in ("socket", "pty"):
@@ -55,11 +57,14 @@ def emulate(
         effective = loaded.effective(build)
     except ProfileError as exc:
         fail("emulate", "; ".join(str(p) for p in exc.problems))
-    missing = [b for b in ("source", "link", "detectors") if getattr(effective, b, None) is None]
-    if missing:
-        fail("emulate", f"profile {loaded.path}: the emulators need the physics blocks {', '.join(missing)}; add them")
+    if session < 0:
+        fail("emulate", f"--session must be >= 0, got {session}")
     build = effective.firmware.build
-    emulators = EmulatorSet(LinkParameters.from_profile(effective), build, seed=seed, faults=faults, serial=serial)
+    try:
+        # Every build of the profile is served, so a bench run can flash between them (FW:LOAD).
+        emulators = EmulatorSet.from_profile(loaded, build, seed=seed, session=session, faults=faults, serial=serial)
+    except ValueError as exc:
+        fail("emulate", str(exc))
     try:
         asyncio.run(_serve(emulators, scpi_port, serial_port, profile_out, effective, timeout_s))
     except OSError as exc:
@@ -86,6 +91,8 @@ async def _serve(
             print(path, flush=True)
         print(f"SCPI counter/analysers: {emulators.visa_resource}", flush=True)
         print(f"source firmware (build {emulators.build}): {emulators.serial_url}", flush=True)
+        if emulators.drift_offsets():
+            print(f"drift: {emulators.drift_offsets()}", flush=True)
         print("serving until SIGINT or SIGTERM", flush=True)
         await stop.wait()
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from harness.devices.base import Device, FlashError, RecordCallback
+from harness.devices.base import Device, RecordCallback
+from harness.errors import FlashError
 from harness.profiles import Profile
 
 # Profile kind -> "module:Class"; imported on first use, so a run on Aer never imports pyvisa.

@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from harness.errors import DeviceError
 from harness.profiles import Profile
 from harness.records import INPUTS_4, INPUTS_6, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 
@@ -38,10 +37,6 @@ def check_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
     if not inputs or any(s not in INPUTS_6 for s in inputs):
         raise ValueError(f"link tomography inputs must be drawn from {INPUTS_6}, got {inputs!r}")
     return inputs
-
-
-class FlashError(DeviceError):
-    """Putting a build on a device failed: the command failed or timed out, or the device reports another build."""
 
 
 class DeviceContext:

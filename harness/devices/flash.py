@@ -18,7 +18,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 
-from harness.devices.base import FlashError
+from harness.errors import FlashError
 from harness.instruments import Instrument, InstrumentError, InstrumentSpec
 from harness.profiles.schema import BUILD, Flash
 

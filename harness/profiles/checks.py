@@ -54,19 +54,26 @@ def instrument_issues(inst: Mapping[str, Any]) -> list[Issue]:
     if inst.get("transport") == "visa" and not inst.get("resource"):
         out.append((("resource",), "a visa instrument needs 'resource' (a VISA resource string)"))
     for name, template in _templates(inst).items():
-        try:
-            list(string.Formatter().parse(template))
-        except ValueError as exc:
-            out.append((("commands", name), f"bad template {template!r}: {exc}; escape literal braces as '{{{{'"))
+        problem = template_problem(template)
+        if problem is not None:
+            out.append((("commands", name), problem))
     return out
 
 
-def _placeholders(template: str) -> set[str] | None:
-    """Return the placeholder names of a template, or None when it does not parse (an instrument issue)."""
+def template_problem(template: str) -> str | None:
+    """Return why a command template does not parse (with how to fix it), or None when it parses."""
     try:
-        return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError:
+        list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"bad template {template!r}: {exc}; escape literal braces as '{{{{'"
+    return None
+
+
+def placeholders(template: str) -> set[str] | None:
+    """Return the placeholder names of a template, or None when it does not parse (an instrument issue)."""
+    if template_problem(template) is not None:
         return None
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
 
 
 def bench_issues(bench: Mapping[str, Any]) -> list[Issue]:
@@ -83,7 +90,7 @@ def bench_issues(bench: Mapping[str, Any]) -> list[Issue]:
             needs = ", ".join(sorted(required))
             out.append(((role, "commands"), f"missing command {missing[0]!r}; the {role} needs: {needs}"))
         for name, template in _templates(inst).items():
-            fields = _placeholders(template)
+            fields = placeholders(template)
             extra = (fields or set()) - allowed.get(name, fields or set())
             if extra:
                 allowed_text = ", ".join("{" + f + "}" for f in sorted(allowed[name])) or "none"

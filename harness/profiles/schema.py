@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.metrics import LOGICAL_PREFIXES, REGISTRY, Tolerance, is_known_metric, parse_code
-from harness.profiles.checks import bench_issues, instrument_issues, kind_issues, raise_first
+from harness.profiles.checks import (
+    bench_issues,
+    instrument_issues,
+    kind_issues,
+    placeholders,
+    raise_first,
+    template_problem,
+)
 from harness.profiles.messages import custom_error, suggest
 
 # Time/shot scale factor of each --budget relative to the `measurement` block.
@@ -46,10 +53,10 @@ BuildName = Annotated[str, Field(pattern=BUILD, description="firmware build, e.g
 
 def _template_fields(template: str, *path: str) -> set[str]:
     """The placeholders of a command template; a malformed template is a profile error at `path`."""
-    try:
-        return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as exc:
-        raise custom_error(f"bad template {template!r}: {exc}; escape literal braces as '{{{{'", *path) from None
+    problem = template_problem(template)
+    if problem is not None:
+        raise custom_error(problem, *path)
+    return placeholders(template) or set()
 
 
 # Placeholders each form of firmware.flash may use.
