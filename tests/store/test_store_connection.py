@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from store_support import RUN_KW, spawn
+from store_support import RUN_KW, spawn, sql
 
 from harness.store import Store
 
@@ -38,8 +38,8 @@ s.close()
 """
 
 
-def test_two_processes_write_at_once_without_loss(tmp_path: Path) -> None:
-    path, go = tmp_path / "shared.sqlite", tmp_path / "go"
+def test_two_processes_write_at_once_without_loss(store_url: str, tmp_path: Path) -> None:
+    path, go = store_url, tmp_path / "go"
     t0 = time.perf_counter()
     procs = [spawn(WRITER, str(path), str(go), build) for build in ("A", "B")]
     # Both have opened the (fresh) file and started a run before the barrier opens.
@@ -56,9 +56,9 @@ def test_two_processes_write_at_once_without_loss(tmp_path: Path) -> None:
             assert len(s.metrics(rid)) == 200
             run = s.run(rid)
             assert run.status == "passed" and len(run.provenance) == 10
-        # The writers really overlapped: one run's records are interrupted by the other's and resume (A..B..A).
-        order = [r[0] for r in s.conn.execute("SELECT run_id FROM raw_records ORDER BY id")]
-        switches = sum(a != b for a, b in itertools.pairwise(order))
+    # The writers really overlapped: one run's records are interrupted by the other's and resume (A..B..A).
+    order = [r[0] for r in sql(store_url, "SELECT run_id FROM raw_records ORDER BY id")]
+    switches = sum(a != b for a, b in itertools.pairwise(order))
     print(f"2 x 600 concurrent commits in {elapsed:.2f} s; run switches in the id sequence: {switches}")
     assert switches >= 20
 
@@ -69,8 +69,8 @@ def _fork_child(store: Store, rid: int) -> None:
     store.close()
 
 
-def test_connection_is_not_shared_across_fork(tmp_path: Path) -> None:
-    s = Store(tmp_path / "r.sqlite")
+def test_connection_is_not_shared_across_fork(store_url: str) -> None:
+    s = Store(store_url)
     rid = s.start_run(**RUN_KW)
     parent_conn = s.conn
     ctx = multiprocessing.get_context("fork")
