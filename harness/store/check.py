@@ -15,12 +15,12 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from harness.store.connection import make_engine, unusable
 from harness.store.errors import StoreError
 from harness.store.url import StoreURL, parse_store_url
 from harness.store.versions import StoredVersion, behind_message, newer_message, read_version
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-_CONNECT_TIMEOUT_S = 10
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -37,21 +37,12 @@ def _read_only_version(url: StoreURL) -> StoredVersion:
         target = f"file:{quote(str(url.path))}?mode=ro"
         engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(target, uri=True))
     else:
-        engine = sa.create_engine(url.url, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S})
+        engine = make_engine(url)
     try:
         with engine.connect() as conn:
             return read_version(conn, str(url))
     except sa.exc.DBAPIError as exc:
-        reason = url.scrub(str(exc.orig))
-        if url.is_sqlite:
-            raise StoreError(
-                f"results store {url} is not a usable SQLite database ({reason}); "
-                "point --results-db at a qharness results file or a new path"
-            ) from None
-        raise StoreError(
-            f"results store {url} cannot be reached ({reason}); check the URL, that the server runs, and the "
-            "credentials (~/.pgpass or PGPASSWORD)"
-        ) from None
+        raise StoreError(unusable(url, exc)) from None
     finally:
         engine.dispose()
 

@@ -52,7 +52,7 @@ class Database:
         self._closed = False
         if url.path is not None:
             _prepare_directory(url.path)
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
         self._connect()
 
     def _connect(self) -> None:
@@ -70,13 +70,7 @@ class Database:
 
     def unusable(self, exc: BaseException) -> str:
         """Return the one line saying why the database cannot be used (never with a password in it)."""
-        reason = self.url.scrub(str(getattr(exc, "orig", None) or exc))
-        if self.url.is_sqlite:
-            return (
-                f"results store {self.url} is not a usable SQLite database ({reason}); "
-                "point --results-db at a qharness results file or a new path"
-            )
-        return f"results store {self.url} cannot be used ({reason}); check the URL, the server and its credentials"
+        return unusable(self.url, exc)
 
     def _drop(self) -> None:
         """Close a half-opened connection."""
@@ -173,6 +167,20 @@ class Database:
         self._closed = True
 
 
+def unusable(url: StoreURL, exc: BaseException) -> str:
+    """Return the one line saying why the database at `url` cannot be used (never with a password in it)."""
+    reason = url.scrub(str(getattr(exc, "orig", None) or exc))
+    if url.is_sqlite:
+        return (
+            f"results store {url} is not a usable SQLite database ({reason}); "
+            "point --results-db at a qharness results file or a new path"
+        )
+    return (
+        f"results store {url} cannot be used ({reason}); check the URL, that the server runs, "
+        "and the credentials (~/.pgpass or PGPASSWORD)"
+    )
+
+
 def upsert(c: sa.Connection, table: sa.Table, row: Mapping[str, Any], keys: list[str], where: Any = None) -> Any:
     """Return INSERT ... ON CONFLICT (keys) DO UPDATE [WHERE where] of `row`, in the connection's dialect."""
     # Both dialects spell the upsert the same way, but SQLAlchemy keeps it in each dialect's own insert().
@@ -183,12 +191,17 @@ def upsert(c: sa.Connection, table: sa.Table, row: Mapping[str, Any], keys: list
     )
 
 
-def _make_engine(url: StoreURL) -> sa.Engine:
+def make_engine(url: StoreURL) -> sa.Engine:
     """Return the engine of `url`, with SQLite's WAL, pragmas and fair BEGIN IMMEDIATE wired in."""
     if not url.is_sqlite:
-        return sa.create_engine(
-            url.url, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S, "application_name": "qharness"}
-        )
+        try:
+            return sa.create_engine(
+                url.url, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S, "application_name": "qharness"}
+            )
+        except ImportError:
+            raise StoreError(
+                f"results store {url}: PostgreSQL needs the psycopg driver; pip install 'qharness[postgresql]'"
+            ) from None
     engine = sa.create_engine(url.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
