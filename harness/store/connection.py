@@ -147,10 +147,13 @@ class Database:
             finally:
                 c.info.pop(_WRITE, None)
 
-    def query(self, stmt: sa.Executable) -> list[sa.RowMapping]:
-        """Return all rows of a read query, as mappings by column name."""
+    def query(self, stmt: sa.Executable) -> list[dict[str, Any]]:
+        """Return all rows of a read query, as dicts by column name."""
         with self.reading() as c:
-            return list(c.execute(stmt).mappings().all())
+            result = c.execute(stmt)
+            keys = list(result.keys())
+            # Plain dicts from the row tuples: several times faster than RowMapping for the 10^5 rows of a history.
+            return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
     def commit_interrupted(self) -> None:
         """Commit the transaction a signal interrupted between two of its statements, keeping what it wrote."""
@@ -221,12 +224,12 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     """Emit BEGIN IMMEDIATE for a write transaction (polling fairly for the lock), a plain BEGIN for a read."""
     raw = conn.connection.driver_connection
     if conn.info.get(_WRITE):
-        _begin_immediate(raw)
+        _begin_immediate(raw, conn.engine.url.database)
     else:
         raw.execute("BEGIN")
 
 
-def _begin_immediate(c: sqlite3.Connection) -> None:
+def _begin_immediate(c: sqlite3.Connection, path: str | None) -> None:
     """Take the write lock, polling with short jittered sleeps for up to the busy timeout."""
     # SQLite's own busy handler backs off to 100 ms sleeps, so a writer that commits often starves the
     # other process; short random polls interleave busy writers fairly.
@@ -242,7 +245,7 @@ def _begin_immediate(c: sqlite3.Connection) -> None:
                     raise
                 if time.monotonic() >= deadline:
                     raise StoreError(
-                        f"results store stayed locked by another writer for {BUSY_TIMEOUT_MS / 1000:.0f} s; "
+                        f"results store {path} stayed locked by another writer for {BUSY_TIMEOUT_MS / 1000:g} s; "
                         "check for a hung qharness process"
                     ) from exc
                 time.sleep(random.uniform(0.0002, 0.002))

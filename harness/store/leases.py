@@ -12,7 +12,8 @@ it the moment the holder dies, so no TTL is needed; the holder also writes its r
 waiting run can say who holds the bench.
 
 A lease is not reentrant (a second lease of the same bench from one process waits like any other run), and a
-forked child does not hold its parent's lease.
+forked child does not hold its parent's lease: it closes its copy of the lock file at once (never unlocking it),
+so the lease still ends when the parent does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +171,14 @@ class _FlockLease(_Backend):
         super().__init__(db, bench, ttl_s)
         self.path = _lock_file(db, bench)
         self._fd: int | None = None
+        _HELD.add(self)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close the inherited descriptor without unlocking (the parent still holds the lock)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
     def try_take(self, me: LeaseHolder, token: str) -> bool:
         """Take the flock without blocking; return True when taken (and then record `me`)."""
@@ -202,6 +212,12 @@ class _FlockLease(_Backend):
             if self._fd is not None:
                 os.close(self._fd)  # closing the only descriptor releases the flock
                 self._fd = None
+
+
+# flock belongs to the open file, which fork shares: a child that kept its copy would keep the lease alive
+# after the parent died. The child closes its copies at once.
+_HELD: weakref.WeakSet[_FlockLease] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [lease.forget_in_child() for lease in list(_HELD)])
 
 
 def _identity(h: LeaseHolder) -> dict[str, Any]:

@@ -279,7 +279,9 @@ class Store:
     def raw_records(self, run_id: int) -> list[dict]:
         """Return the run's raw records in insertion order: id, run_id, protocol, payload, created_at, test."""
         rows = self._db.query(sa.select(raw_records).where(raw_records.c.run_id == run_id).order_by(raw_records.c.id))
-        return [{**r, "id": int(r["id"]), "run_id": int(r["run_id"]), "payload": loads(r["payload"])} for r in rows]
+        for r in rows:
+            r["id"], r["run_id"], r["payload"] = int(r["id"]), int(r["run_id"]), loads(r["payload"])
+        return rows
 
     def metrics(self, run_id: int) -> dict[str, tuple[Estimate, str | None, dict | None]]:
         """Return the run's newest row per metric name as (estimate, verdict, detail)."""
@@ -332,7 +334,11 @@ class Store:
         )
         if metric is not None:
             stmt = stmt.where(m.name == metric)
-        return [{**row, **{k: _real(row[k]) for k in ("value", "ci_low", "ci_high")}} for row in self._db.query(stmt)]
+        rows = self._db.query(stmt)
+        for row in rows:
+            for key in ("value", "ci_low", "ci_high"):
+                row[key] = _real(row[key])
+        return rows
 
     def profiles(self) -> list[str]:
         """Return the profiles that have runs or a baseline, sorted."""

@@ -83,7 +83,7 @@ def read_version(conn: sa.Connection, where: str) -> StoredVersion:
     if names and "meta" not in names and revision is None:
         raise StoreError(
             f"results store {where} holds tables but is not a qharness results store (no 'meta' table); "
-            "point --results-db at a qharness store or a new path"
+            "point --results-db at a qharness store, a new file or an empty database"
         )
     return StoredVersion(tables, revision, meta_version)
 

@@ -22,11 +22,11 @@ ENV = "QHARNESS_TEST_PG"
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[str | None]:
-    """Return a superuser URL of a running PostgreSQL server, or None when none can be had."""
+def pg_server() -> Iterator[tuple[str, bool] | None]:
+    """Return (superuser URL of a running PostgreSQL server, started here?), or None when none can be had."""
     given = os.environ.get(ENV, "").strip()
     if given:
-        yield given
+        yield given, False
         return
     if bindir() is None:
         yield None
@@ -34,27 +34,26 @@ def pg_server() -> Iterator[str | None]:
     # Not under pytest's tmp_path: that is private to us, and the server may run as another (unprivileged) user.
     directory = tempfile.mkdtemp(prefix="qharness-pg-")
     try:
-        url = start(directory)
-        yield url
+        yield start(directory), True
     finally:
         stop(directory)
         shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg_database(pg_server: str | None) -> Iterator[str | None]:
+def pg_database(pg_server: tuple[str, bool] | None) -> Iterator[str | None]:
     """Return the URL of a database made for this test session (dropped at its end), or None."""
     if pg_server is None:
         yield None
         return
+    server, started_here = pg_server
     name = f"qh_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as c:
+    with psycopg.connect(server, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
-    base, _, _ = pg_server.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as c:
+    base, _, _ = server.rpartition("/")
+    yield f"{base}/{name}"
+    if not started_here:  # a server started here is thrown away whole
+        with psycopg.connect(server, autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -3,17 +3,19 @@ TTL on PostgreSQL, at once with SQLite's flock), a waiting run is told who holds
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from store_support import spawn, sql
 
-from harness.store import LeaseHolder, LeaseLostError, LeaseTimeoutError, Store, StoreError
+from harness.store import LeaseHolder, LeaseLostError, LeaseTimeoutError, Store, StoreError, pid_alive
 
 CONTENDER = """
 import os, sys, time
@@ -41,23 +43,28 @@ print("waited", len(waits), flush=True)
 """
 
 HOLDER = """
-import sys, time
+import os, sys, time
 from harness.store import Store
 
-url, ttl = sys.argv[1], float(sys.argv[2])
+url, ttl, fork = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "fork"
 s = Store(url)
 with s.lease("bench-7", ttl_s=ttl, timeout_s=0, run_id="run-42"):
-    print("held", flush=True)
+    helper = os.fork() if fork else 0
+    if fork and helper == 0:
+        time.sleep(60)  # a forked helper that outlives its parent
+        os._exit(0)
+    print("held", helper, flush=True)
     time.sleep(120)
 """
 
 
-def _hold(url: str, ttl_s: float) -> tuple[object, int]:
-    """Start a child process that takes bench-7's lease and keeps it; return it once it holds the lease."""
-    p = spawn(HOLDER, url, str(ttl_s))
-    line = p.stdout.readline()  # type: ignore[union-attr]
-    assert line.strip() == "held", p.stderr.read()  # type: ignore[union-attr]
-    return p, p.pid
+def _hold(url: str, ttl_s: float, fork: bool = False) -> tuple[subprocess.Popen, int]:
+    """Start a child process that takes bench-7's lease and keeps it; return it and the pid of the helper it forked
+    (0 for none) once it holds the lease."""
+    p = spawn(HOLDER, url, str(ttl_s), "fork" if fork else "no")
+    word, helper = [*p.stdout.readline().split(), "", "0"][:2]  # type: ignore[union-attr]
+    assert word == "held", p.stderr.read()  # type: ignore[union-attr]
+    return p, int(helper)
 
 
 def test_processes_never_hold_a_bench_at_once(store_url: str, tmp_path: Path) -> None:
@@ -82,7 +89,8 @@ def test_processes_never_hold_a_bench_at_once(store_url: str, tmp_path: Path) ->
 
 
 def test_a_waiting_run_is_told_the_holder_and_times_out(store_url: str) -> None:
-    p, pid = _hold(store_url, ttl_s=30)
+    p, _ = _hold(store_url, ttl_s=30)
+    pid = p.pid
     told: list[LeaseHolder] = []
     try:
         with Store(store_url) as s:
@@ -94,8 +102,8 @@ def test_a_waiting_run_is_told_the_holder_and_times_out(store_url: str) -> None:
                 pytest.fail("the lease was granted while another process held it")
             waited = time.monotonic() - t0
     finally:
-        p.kill()  # type: ignore[attr-defined]
-        p.communicate(timeout=30)  # type: ignore[attr-defined]
+        p.kill()
+        p.communicate(timeout=30)
     assert 0.6 <= waited < 5
     assert len(told) == 1 and (told[0].host, told[0].pid, told[0].run_id) == (socket.gethostname(), pid, "run-42")
     message = str(info.value)
@@ -110,9 +118,10 @@ def test_a_waiting_run_is_told_the_holder_and_times_out(store_url: str) -> None:
 
 def test_a_killed_holder_loses_the_lease(store_url: str) -> None:
     ttl = 2.0
-    p, pid = _hold(store_url, ttl_s=ttl)
-    p.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
-    p.communicate(timeout=30)  # type: ignore[attr-defined]
+    p, _ = _hold(store_url, ttl_s=ttl)
+    pid = p.pid
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
     killed = time.monotonic()
     told: list[LeaseHolder] = []
     with Store(store_url) as s, s.lease("bench-7", ttl_s=ttl, timeout_s=10, poll_s=0.05, on_wait=told.append) as lease:
@@ -124,6 +133,21 @@ def test_a_killed_holder_loses_the_lease(store_url: str) -> None:
         assert [h.pid for h in told] == [pid]
     else:
         assert after < 0.5 and told == []  # the kernel released the flock with the process
+
+
+def test_a_forked_child_does_not_keep_a_dead_parents_sqlite_lease(tmp_path: Path) -> None:
+    url = str(tmp_path / "q.db")
+    p, helper = _hold(url, ttl_s=1, fork=True)
+    assert helper > 0
+    p.kill()
+    p.wait(timeout=30)  # not communicate(): the helper keeps the pipes open
+    try:
+        assert pid_alive(helper)  # the forked helper lives on, with a copy of every descriptor its parent had
+        with Store(url) as s, s.lease("bench-7", timeout_s=2, poll_s=0.05) as lease:
+            assert lease.holder.pid == os.getpid()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helper, signal.SIGKILL)
 
 
 def test_the_heartbeat_keeps_a_lease_past_its_ttl(store_url: str) -> None:

@@ -20,6 +20,19 @@ def upgrade() -> None:
     meta = op.create_table(
         "meta", sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text, nullable=False)
     )
+    _create_runs()
+    _create_records()
+    op.create_table(
+        "baselines",
+        sa.Column("profile", sa.Text, primary_key=True),
+        sa.Column("build", sa.Text, nullable=False),
+        sa.Column("set_at", sa.Text, nullable=False),
+    )
+    op.bulk_insert(meta, [{"key": "schema_version", "value": "1"}])
+
+
+def _create_runs() -> None:
+    """Create the runs table and its indexes."""
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -43,6 +56,10 @@ def upgrade() -> None:
     )
     op.create_index("runs_profile_build", "runs", ["profile", "build", "started_at"])
     op.create_index("runs_status", "runs", ["status"])
+
+
+def _create_records() -> None:
+    """Create the raw_records and metrics tables (each row belongs to a run) and their indexes."""
     op.create_table(
         "raw_records",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -70,10 +87,3 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("metrics_run_name", "metrics", ["run_id", "name"])
-    op.create_table(
-        "baselines",
-        sa.Column("profile", sa.Text, primary_key=True),
-        sa.Column("build", sa.Text, nullable=False),
-        sa.Column("set_at", sa.Text, nullable=False),
-    )
-    op.bulk_insert(meta, [{"key": "schema_version", "value": "1"}])
