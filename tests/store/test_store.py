@@ -144,6 +144,16 @@ def test_baselines_latest_metrics_and_history_order(store_url: str) -> None:
     assert s.profiles() == ["aer-reference", "lab-rack"]
     builds = [h["build"] for h in s.history("aer-reference", "a")]
     assert builds == ["2.3.0"] * 5 + ["2.4.0"]
+    # Only some runs' rows (as a report reads one run per build), and which runs have metrics at all.
+    ids = s.metric_run_ids("aer-reference")
+    assert len(ids) == 5 and s.metric_run_ids("lab-rack") == set()
+    newest = max(ids)
+    assert [(h["run_id"], h["name"]) for h in s.history("aer-reference", run_ids=[newest, r2])] == [
+        (r2, "a"),
+        (r2, "a"),
+        (newest, "a"),
+    ]
+    assert s.history("aer-reference", "b", run_ids=[r2]) == [] and s.history("aer-reference", run_ids=[]) == []
     assert [r.status for r in s.runs("aer-reference", "2.3.0")] == ["passed", "failed", "error", "running"]
     s.close()
 
