@@ -1,7 +1,8 @@
 """Fixtures of the store tests: every store test runs on SQLite and on a real PostgreSQL server.
 
 The server is the one QHARNESS_TEST_PG names (`.ci/run` starts one and sets it); without it, a throwaway server
-is started here when initdb and pg_ctl are installed; otherwise the PostgreSQL cases skip, saying why.
+is started here when initdb and pg_ctl are installed; otherwise, or with QHARNESS_TEST_PG=none, the PostgreSQL
+cases skip, saying why.
 Each test gets its own schema in a database made for this session, so tests never see each other's rows.
 """
 
@@ -25,10 +26,10 @@ ENV = "QHARNESS_TEST_PG"
 def pg_server() -> Iterator[tuple[str, bool] | None]:
     """Return (superuser URL of a running PostgreSQL server, started here?), or None when none can be had."""
     given = os.environ.get(ENV, "").strip()
-    if given:
+    if given and given != "none":
         yield given, False
         return
-    if bindir() is None:
+    if given == "none" or bindir() is None:
         yield None
         return
     # Not under pytest's tmp_path: that is private to us, and the server may run as another (unprivileged) user.
@@ -61,7 +62,9 @@ def pg_database(pg_server: tuple[str, bool] | None) -> Iterator[str | None]:
 def pg_url(pg_database: str | None) -> str:
     """Return the URL of a fresh, empty schema on the PostgreSQL test server (skip without a server)."""
     if pg_database is None:
-        pytest.skip(f"no PostgreSQL server: set {ENV}=postgresql://... or install postgresql (initdb, pg_ctl)")
+        pytest.skip(
+            f"no PostgreSQL server ({ENV}=none, or no initdb/pg_ctl): set {ENV}=postgresql://... or install postgresql"
+        )
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_database, autocommit=True) as c:
         c.execute(f"CREATE SCHEMA {schema}")
