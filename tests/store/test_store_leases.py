@@ -25,7 +25,8 @@ from harness.store import Store
 url, inside, go, name = sys.argv[1:5]
 waits = []
 s = Store(url)
-deadline = time.monotonic() + 30
+print("ready", flush=True)
+deadline = time.monotonic() + 60
 while not Path(go).exists() and time.monotonic() < deadline:
     time.sleep(0.001)
 for i in range(6):
@@ -71,7 +72,8 @@ def test_processes_never_hold_a_bench_at_once(store_url: str, tmp_path: Path) ->
     inside, go = tmp_path / "inside", tmp_path / "go"
     Store(store_url).close()  # the schema exists before the contenders start
     procs = [spawn(CONTENDER, store_url, str(inside), str(go), f"p{k}") for k in range(3)]
-    time.sleep(0.5)
+    for p in procs:  # every contender has started and opened the store before any takes the lease
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()  # type: ignore[union-attr]
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     intervals, waited = [], 0
