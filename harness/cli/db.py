@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from harness.cli.app import command_group
 from harness.errors import ExitCode
+
+if TYPE_CHECKING:
+    from harness.store.versions import StoredVersion
 
 db_app = command_group("db", "Show or upgrade the results store's schema (SQLite file or PostgreSQL database).")
 
@@ -45,10 +48,25 @@ def upgrade(db: StoreOption = None) -> None:
         print(f"results store {url}: upgraded from schema version {before} to {after}")
 
 
+def _state(found: StoredVersion, sqlite: bool) -> str:
+    """Return what a stored version means for this release, in words."""
+    from harness.store import SCHEMA_VERSION
+
+    if found.fresh:
+        return "empty (the first run, or `qharness db upgrade`, creates the tables)"
+    if found.newer:
+        return f"newer than this qharness (which understands up to {SCHEMA_VERSION}): upgrade qharness"
+    if found.current:
+        return "current"
+    return "behind: run `qharness db upgrade`" + (
+        " (or just open it: a SQLite store upgrades on open)" if sqlite else ""
+    )
+
+
 @db_app.command("current")
 def current(db: StoreOption = None) -> None:
     """Print the store's schema version and whether this release can use it as it is."""
-    from harness.store import SCHEMA_VERSION, StoreError, default_store_url, parse_store_url
+    from harness.store import StoreError, default_store_url, parse_store_url
     from harness.store.versions import store_version
 
     try:
@@ -56,13 +74,7 @@ def current(db: StoreOption = None) -> None:
         found = store_version(url)
     except StoreError as exc:
         _fail("current", str(exc))
-    if found.fresh:
-        state = "empty (the first run, or `qharness db upgrade`, creates the tables)"
-    elif found.newer:
-        state = f"newer than this qharness (which understands up to {SCHEMA_VERSION}): upgrade qharness"
-    elif found.current:
-        state = "current"
-    else:
-        state = "behind: run `qharness db upgrade`" + (" (or open it: SQLite upgrades on open)" if url.is_sqlite else "")
     version = found.version if found.version is not None else found.revision
-    print(f"results store {url}: schema version {version if version is not None else '-'}, {state}")
+    print(
+        f"results store {url}: schema version {version if version is not None else '-'}, {_state(found, url.is_sqlite)}"
+    )

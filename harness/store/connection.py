@@ -105,9 +105,19 @@ class Database:
         return self.connection.connection.driver_connection
 
     @contextlib.contextmanager
+    def translated(self) -> Iterator[None]:
+        """Turn a database failure into one StoreError line; a constraint violation is left for the caller to name."""
+        try:
+            yield
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(self.unusable(exc)) from None
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """Run the block in one write transaction, committed on success and rolled back on error."""
-        with self.lock:
+        with self.lock, self.translated():
             c = self.connection
             c.info[_WRITE] = True
             try:
@@ -119,15 +129,13 @@ class Database:
                         c.rollback()
                     raise
                 c.commit()
-            except sa.exc.OperationalError as exc:
-                raise StoreError(self.unusable(exc)) from None
             finally:
                 c.info.pop(_WRITE, None)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         """Run the block in a read transaction (one consistent snapshot), ended when the block ends."""
-        with self.lock:
+        with self.lock, self.translated():
             c = self.connection
             try:
                 yield c
@@ -139,7 +147,7 @@ class Database:
     def side_write(self) -> Iterator[sa.Connection]:
         """Run the block in a write transaction on a second pooled connection (safe from any thread)."""
         _ = self.connection  # in a forked child, drop the parent's pool first
-        with self.engine.connect() as c:
+        with self.translated(), self.engine.connect() as c:
             c.info[_WRITE] = True
             try:
                 with c.begin():
@@ -172,7 +180,8 @@ class Database:
 
 def unusable(url: StoreURL, exc: BaseException) -> str:
     """Return the one line saying why the database at `url` cannot be used (never with a password in it)."""
-    reason = url.scrub(str(getattr(exc, "orig", None) or exc))
+    # PostgreSQL appends the statement ("LINE 2: CREATE TABLE ...") to its message: the reason is what comes before.
+    reason = url.scrub(str(getattr(exc, "orig", None) or exc).split("\nLINE ")[0])
     if url.is_sqlite:
         return (
             f"results store {url} is not a usable SQLite database ({reason}); "

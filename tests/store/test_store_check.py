@@ -3,6 +3,7 @@ of every message, repr and stored provenance."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -151,3 +152,16 @@ def test_the_password_is_never_stored_or_shown(secret_url: str) -> None:
     assert PASSWORD not in shown
     stored = sql(secret_url, "SELECT provenance FROM runs WHERE id = :rid", rid=rid)[0][0]
     assert PASSWORD not in stored and stored.count(f"{SECRET_ROLE}:***@") == 3
+
+
+def test_a_role_that_may_not_create_tables_is_one_line(pg_url: str) -> None:
+    role = f"qh_reader_{uuid.uuid4().hex[:8]}"
+    sql(pg_url, f"CREATE ROLE {role} LOGIN PASSWORD 'Rd-only-pw'")
+    url = _with_credentials(pg_url, "Rd-only-pw").replace(f"{SECRET_ROLE}:", f"{role}:")
+    with pytest.raises(StoreError) as info:
+        Store(url)  # an empty schema it may not create tables in
+    message = str(info.value)
+    assert "\n" not in message and "Rd-only-pw" not in message
+    # Without rights on the schema, PostgreSQL finds no schema to create the tables in.
+    assert message.startswith(f"results store {parse_store_url(url)} cannot be used (no schema has been selected")
+    assert "CREATE TABLE" not in message
