@@ -134,7 +134,7 @@ def test_a_new_store_is_made_at_the_newest_version(store_url: str) -> None:
 def _load_v1_into(url: str) -> None:
     """Build a version-1 store at `url` with the migrations and copy every row of the fixture into it."""
     engine = sa.create_engine(parse_store_url(url).url)
-    src = sa.create_engine(f"sqlite:///file:{V1_STORE}?mode=ro&uri=true")
+    src = sa.create_engine(f"sqlite:///file:{V1_STORE}?mode=ro&immutable=1&uri=true")
     try:
         with engine.begin() as c:
             command.upgrade(alembic_config(c), "0001")
