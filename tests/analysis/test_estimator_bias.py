@@ -7,6 +7,8 @@ coincidences) fail these assertions by wide margins: -2 SE, +1.9 SE and an inter
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,17 @@ def test_car_interval_matches_the_sampling_spread():
         herald = est["heralding_efficiency_a"]
         true_sd = np.sqrt(c * (n_b - c) / n_b**3)  # C given N_B is binomial
         assert 0.85 < np.std(herald.samples, ddof=1) / true_sd < 1.15
+
+
+def test_the_audit_benchmark_runs_end_to_end(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from benchmarks.estimator_bias import main
+
+    out = tmp_path / "audit.md"
+    assert (
+        main(["--reps", "4", "--n-boot", "10", "--protocols", "bell,rates", "--only", "F=0.9 / 1k", "--out", str(out)])
+        == 0
+    )
+    text = out.read_text(encoding="utf-8")
+    assert "| bell_fidelity " in text and "| plob_fraction " in text and "Werner F=0.9 | 1k/setting" in text
+    assert main(["--protocols", "nope"]) == 2
