@@ -22,7 +22,6 @@ import numpy as np
 import pymatching
 
 from benchmarks.common import format_table, median_time, paired_median_times
-from harness.qec.aer_memory import run_memory_aer
 from harness.qec.memory import compiled_memory, run_memory
 from harness.qec.noise import QecNoise
 
@@ -65,6 +64,8 @@ def _ours(code: str, d: int, shots: int) -> Callable[[], object]:
 
 def main() -> list[dict]:
     """Time the memory experiments; print and return the benchmark rows (throughputs in shots/s)."""
+    from harness.qec.aer_memory import run_memory_aer  # qiskit: imported by the Aer row only
+
     rows = []
     for d, shots in SHOTS.items():
         t_ours, t_peer = paired_median_times(_ours("surface", d, shots), _direct(d, shots))

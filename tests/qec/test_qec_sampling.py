@@ -76,25 +76,12 @@ def test_two_sinter_workers_give_the_numbers_of_one_process() -> None:
 
 
 def test_rerun_reads_finished_memories_from_the_resume_files(tmp_path: Path) -> None:
-    first = run_codes(
-        {"surface_d3": 3, "repetition_bitflip_d3": 4},
-        NOISY,
-        max_shots=30_000,
-        max_errors=10**9,
-        num_workers=1,
-        resume_dir=tmp_path,
-    )
+    codes, budget = {"surface_d3": 3, "repetition_bitflip_d3": 4}, {"max_shots": 30_000, "max_errors": 10**9}
+    first = run_codes(codes, NOISY, num_workers=1, resume_dir=tmp_path, **budget)
     files = sorted(tmp_path.glob("*.csv"))
     assert len(files) == 3 and all(m.sampled_shots == 30_000 for r in first.values() for m in r.memories)
     before = {f: f.read_bytes() for f in files}
-    again = run_codes(
-        {"surface_d3": 3, "repetition_bitflip_d3": 4},
-        NOISY,
-        max_shots=30_000,
-        max_errors=10**9,
-        num_workers=2,
-        resume_dir=tmp_path,
-    )
+    again = run_codes(codes, NOISY, num_workers=2, resume_dir=tmp_path, **budget)
     assert {f: f.read_bytes() for f in files} == before  # nothing sampled, nothing appended
     for name, rep in first.items():
         assert [(m.shots, m.errors, 0) for m in rep.memories] == [
