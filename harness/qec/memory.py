@@ -5,7 +5,9 @@ harness/qec/sampling.py, which samples them in seeded blocks with sinter on `num
 every core when the budget is large enough to pay for starting them), stops at `max_shots` or once
 `max_errors` logical errors are seen (checked after each block of `batch` shots, as a sequential loop would),
 and resumes from sinter CSVs in `resume_dir`. The numbers depend on the code, noise, seed and budget only,
-never on the number of workers or on an interruption (harness/qec/blocks.py says how).
+never on the number of workers or on an interruption (harness/qec/blocks.py says how; as for any stim seed, on
+the same stim version and SIMD width). Block 0 is seeded with the seed itself, so a budget of at most one
+block gives the numbers of the former single-process loop.
 
 Intervals (harness/qec/intervals.py):
 - logical success 1 - p_L: Wilson score interval of p_L, mapped through 1 - p;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -180,7 +181,7 @@ def test_a_killed_run_resumes_without_resampling_finished_memories(tmp_path: Pat
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     files = {f: f.read_bytes() for f in resume.glob("*.csv")}
-    assert complete and len(complete) < 4, "the run finished before it could be interrupted"
+    assert 1 <= len(complete) < 4, f"{len(complete)} of 4 memories complete when killed (expected 1 to 3)"
     sys.path.insert(0, str(tmp_path))
     try:
         import killed_run
@@ -206,7 +207,7 @@ def _wait_for_a_complete_file(resume: Path, n_blocks: int, proc: subprocess.Pope
             text = f.read_text()
             text = text[: text.rfind("\n") + 1]
             try:
-                stats = sinter.read_stats_from_csv_files(__import__("io").StringIO(text))
+                stats = sinter.read_stats_from_csv_files(io.StringIO(text))
             except ValueError:
                 continue
             if stats and len(blocks_of(stats[0].custom_counts)) == n_blocks:
