@@ -100,6 +100,7 @@ class Section:
     notes: str = ""
     seconds: float = 0.0
     error: str | None = None
+    table: str = ""  # a pre-rendered Markdown table, for sections whose columns are not ours/peer/ratio
 
 
 def _fmt(x: object) -> str:

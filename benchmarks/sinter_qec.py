@@ -1,7 +1,7 @@
 """Release-scale logical sampling: the sinter path on 2 workers against the single-process path, and agreement.
 
-Run: python -m benchmarks.sinter_qec [--shots N] [--repeats R] [--out PATH]. Writes the section to
-benchmarks/RESULTS-sinter.md (default) and prints it.
+Run: `python -m benchmarks --only sinter` (writes its block of benchmarks/RESULTS.md), or
+`python -m benchmarks.sinter_qec [--shots N] [--repeats R]` to print it.
 
 - Throughput: surface d5 at p = 1e-3 (every noise parameter, as benchmarks/bench_qec.py), the Z and X memories
   of `surface_d5` with N shots each and no error cap, sampled by run_memories with num_workers=2 (sinter, two
@@ -23,9 +23,8 @@ import math
 import os
 import statistics
 import time
-from pathlib import Path
 
-from benchmarks.common import Section, format_table, machine_info, row, target_row
+from benchmarks.common import Section, format_table, row, target_row
 
 # Only light imports at module level: sinter starts its workers with 'spawn', and each worker imports the main
 # module again (here this one), so what it imports counts in the start-up time being measured. The harness's
@@ -35,7 +34,6 @@ SPEEDUP_TARGET = 1.8
 MAX_LOAD = 1.5
 Z95 = 1.96
 SHOTS = 20_000_000  # per memory: about a minute of single-core work, where starting workers is a small cost
-OUT = Path(__file__).resolve().parent / "RESULTS-sinter.md"
 MEMORIES = (("Z", 11), ("X", 12))  # surface d5 memories: basis and seed
 
 
@@ -166,24 +164,14 @@ def _notes(shots: int, repeats: int, t_two: list[float], t_one: list[float], loa
 
 
 def main(argv: list[str] | None = None) -> Section:
-    """Run the section, print it and write it to --out."""
+    """Run the section and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", type=int, default=SHOTS, help="shots per memory (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-wait", type=float, default=1800.0, help="seconds to wait for a low load")
-    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     sec = run(args.shots, args.repeats, args.max_wait)
-    info = machine_info()
-    text = (
-        "<!-- Section produced by `python -m benchmarks.sinter_qec` (section key `sinter`). -->\n\n"
-        f"## {sec.title}\n\n{format_table(sec.rows)}\n\n{sec.notes}\n\n"
-        f"Machine: {info['cpu']}, {info['cores']} cores, {info['os']}; Python {info['python']}; "
-        f"{info['packages']}, sinter {importlib.metadata.version('sinter')}; {info['date']}; "
-        f"section wall time {sec.seconds:.0f} s.\n"
-    )
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
+    print(f"## {sec.title}\n\n{format_table(sec.rows)}\n\n{sec.notes}\n\nsinter {importlib.metadata.version('sinter')}")
     return sec
 
 

@@ -12,7 +12,8 @@ bulk inserts of the same rows, and `build_report` writes the HTML/Markdown/JSON 
 
 PostgreSQL: $QHARNESS_BENCH_PG (a role that may CREATE DATABASE), else a throwaway server started with
 tests/store/pg_server.py with its durable defaults (fsync and synchronous_commit on). SQLite: a file on the
-same disk, WAL, synchronous=FULL. The section is written to benchmarks/RESULTS-store.md.
+same disk, WAL, synchronous=FULL. The section (key `store`) goes into benchmarks/RESULTS.md through
+`python -m benchmarks --only store`; run alone, this module prints it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.common import machine_info
+from benchmarks.common import Section
 from harness.metrics import Direction, Estimate
 from harness.store import Store, parse_store_url
 from harness.store.schema import metrics, raw_records, runs
@@ -42,7 +43,6 @@ from harness.store.schema import metrics, raw_records, runs
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "store" / "fixtures" / "store-v1.db"
 PG_SERVER = ROOT / "tests" / "store" / "pg_server.py"
-OUT = Path(__file__).resolve().parent / "RESULTS-store.md"
 PROFILES = ("bench-1", "bench-2", "bench-3", "aer-reference")
 REPORT_TARGET_S = 10.0
 
@@ -342,8 +342,8 @@ def _met(results: dict[str, dict], ok: Any) -> str:
     return "met" if not missed else f"MISSED ({', '.join(missed)})"
 
 
-def section(results: dict[str, dict], writers: int, n_runs: int, report_runs: int) -> str:
-    """Return the Markdown section of the load figures (for benchmarks/RESULTS.md)."""
+def section(results: dict[str, dict], writers: int, n_runs: int, report_runs: int) -> tuple[str, str]:
+    """Return the Markdown table and notes of the load figures."""
     for f in results.values():
         f["report_median"] = statistics.median(f["report_s"])
         f["report_max"] = max(f["report_s"])
@@ -403,11 +403,10 @@ def section(results: dict[str, dict], writers: int, n_runs: int, report_runs: in
     ]
     table = ["| figure | SQLite | PostgreSQL | target |", "|---|---|---|---|"]
     table += [f"| {fig} | {' | '.join(str(c) for c in cells)} | {target} |" for fig, cells, target in lines]
-    m = machine_info()
     notes = [
         f"{writers} writer processes x {n_runs} runs, released together on a fresh store; each run is 30 committed "
         "write transactions (start, 8 raw records, 20 metrics with their gate details, finish) with the payloads "
-        "of a real quick-budget run. SQLite: WAL, synchronous=FULL, on the local ext4 disk. PostgreSQL 15: a "
+        "of a real quick-budget run. SQLite: WAL, synchronous=FULL, on the local disk. PostgreSQL 15: a "
         "local server with durable defaults (fsync, synchronous_commit on), over TCP on 127.0.0.1.",
         f"The store is then filled to {report_runs} runs (4 profiles, 40 builds each) with bulk copies of the same "
         "rows; `build_report` writes index.html, summary.md and summary.json for every profile.",
@@ -415,34 +414,16 @@ def section(results: dict[str, dict], writers: int, n_runs: int, report_runs: in
             f"{e}: {f['report_note']}" + (f"; failures: {f['first_failures']}" if f["failures"] else "")
             for e, f in results.items()
         ),
-        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs), {m['os']}, Python {m['python']}; "
-        f"{m['date']}.",
     ]
-    return "\n".join(
-        [
-            "<!-- Section for benchmarks/RESULTS.md, produced by `python -m benchmarks.store_load`. -->",
-            "",
-            "## Results store under load: concurrent writers, integrity, report over 10,000 runs",
-            "",
-            *table,
-            "",
-            *(f"- {n}" for n in notes),
-            "",
-        ]
-    )
+    return "\n".join(table), "\n".join(f"- {n}" for n in notes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the load on each engine, print the section and write it to benchmarks/RESULTS-store.md."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--writers", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=100, help="runs per writer")
-    ap.add_argument("--report-runs", type=int, default=10_000)
-    ap.add_argument("--engines", default="sqlite,postgresql")
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
+def run(
+    writers: int = 16, n_runs: int = 100, report_runs: int = 10_000, engines: tuple[str, ...] = ("sqlite", "postgresql")
+) -> Section:
+    """Run the load on each engine and return the section (key `store`)."""
     results: dict[str, dict] = {}
-    for engine in args.engines.split(","):
+    for engine in engines:
         work = Path(tempfile.mkdtemp(prefix=f"qharness-load-{engine}-"))
         server_dir = None
         try:
@@ -452,16 +433,28 @@ def main(argv: list[str] | None = None) -> int:
                 server, server_dir = _pg_server(work)
                 url = _new_database(server)
             t0 = time.perf_counter()
-            results[engine] = measure(url, args.writers, args.runs, args.report_runs, work)
+            results[engine] = measure(url, writers, n_runs, report_runs, work)
             print(f"{engine}: done in {time.perf_counter() - t0:.0f} s: {results[engine]}", file=sys.stderr)
         finally:
             if server_dir is not None:
                 subprocess.run([sys.executable, str(PG_SERVER), "stop", str(server_dir)], check=False)
                 shutil.rmtree(server_dir, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
-    text = section(results, args.writers, args.runs, args.report_runs)
-    args.out.write_text(text)
-    print(text)
+    table, notes = section(results, writers, n_runs, report_runs)
+    title = "Results store under load: concurrent writers, integrity, report over 10,000 runs"
+    return Section("store", title, notes=notes, table=table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load on each engine and print the section."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--writers", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=100, help="runs per writer")
+    ap.add_argument("--report-runs", type=int, default=10_000)
+    ap.add_argument("--engines", default="sqlite,postgresql")
+    args = ap.parse_args(argv)
+    sec = run(args.writers, args.runs, args.report_runs, tuple(args.engines.split(",")))
+    print(f"## {sec.title}\n\n{sec.table}\n\n{sec.notes}")
     return 0
 
 

@@ -23,7 +23,7 @@ def test_one_tiny_section_writes_a_well_formed_results_file(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks against peers\n")
     assert "Smoke run with tiny sizes" in text
-    for label in ("CPU:", "cores", "Python ", "numpy ", "qiskit ", "Date:"):
+    for label in ("CPU ", "cores", "Python ", "numpy ", "qiskit ", "measured "):
         assert label in text
     lines = text.splitlines()
     start = lines.index("| figure | ours | peer | ratio | unit | target |")
@@ -73,3 +73,22 @@ def test_unknown_section_is_a_usage_error(tmp_path, capsys):
     assert main(["--only", "nope", "--out", str(tmp_path / "r.md")]) == 2
     assert "unknown section" in capsys.readouterr().err
     assert not (tmp_path / "r.md").exists()
+
+
+def test_re_running_one_section_keeps_the_others_as_measured():
+    from benchmarks import results_file as rf
+    from benchmarks.common import Section, row
+
+    machine = {"cpu": "X", "cores": "2", "os": "Linux", "python": "3.11", "packages": "numpy 2", "date": "D1"}
+    first = [
+        rf.block_of(Section(k, f"{i}. Title {k}", [row("f", 1.0, 2.0, 0.5, "s")], "n"), machine)
+        for i, k in enumerate(("a", "b", "c"), 1)
+    ]
+    text = rf.render(first)
+    assert rf.render(rf.parse(text)) == text  # the file reads back to the same blocks
+    again = rf.block_of(Section("b", "Title b", [row("f", 9.0, 2.0, 4.5, "s")], "n2"), machine | {"date": "D2"})
+    merged = rf.merge(rf.parse(text), [again], ["a", "b", "c"])
+    assert [(b.key, b.date) for b in merged] == [("a", "D1"), ("b", "D2"), ("c", "D1")]
+    out = rf.render(merged)
+    assert "| 9 | 2 | 4.5 | s |" in out and out.count("| 1 | 2 | 0.5 | s |") == 2
+    assert "## 2. Title b" in out and "measured D2" in out
