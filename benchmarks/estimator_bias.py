@@ -15,7 +15,8 @@ about 0.01 at 500 replicates); width = mean interval width / (2 x 1.96 SD), 1 fo
 sampling spread needs; replicate SD = mean SD of an estimate's bootstrap replicates / SD, 1 when the replicates
 carry the real sampling spread.
 
-`python -m benchmarks.estimator_bias` writes benchmarks/RESULTS-estimators.md (see --help).
+`python -m benchmarks --only estimators` writes its block of benchmarks/RESULTS.md; `python -m
+benchmarks.estimator_bias --help` runs the audit alone (saved results, before/after comparisons).
 """
 
 from __future__ import annotations
