@@ -86,6 +86,12 @@ def _store(smoke: bool) -> Section:
     return store_load.run(2, 3, 50, ("sqlite",)) if smoke else store_load.run()
 
 
+def _interleave(smoke: bool) -> Section:
+    from benchmarks import interleave
+
+    return interleave.run(sessions=2, blocks=2, budget="quick") if smoke else interleave.run()
+
+
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "tomography": _tomography,
     "bell": _bell,
@@ -97,6 +103,7 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "estimators": _estimators,
     "sinter": _sinter,
     "store": _store,
+    "interleave": _interleave,
 }
 
 
