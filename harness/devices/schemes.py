@@ -26,6 +26,7 @@ from harness.analysis.schemes import (
     prepared_vector,
     process_scheme,
 )
+from harness.analysis.singles import intensities_from_singles
 from harness.errors import NotSupportedError
 from harness.profiles import Profile
 
@@ -227,19 +228,25 @@ def measure_rate_settings(bench: Any, duration_s: float) -> tuple[int, int, int]
 
     H and V on both arms together count every pair: the coincidences of HH, HV, VH and VV, each over
     `duration_s`, are those of one open integration of `duration_s`; each arm's singles appear in two of the
-    four settings, so their sum is halved (rounded down).
+    four settings, so their sum is halved. The source may drift between the settings, and the sum weights them
+    unequally (HH and VV carry the coincidences, all four the singles), so each setting is first divided by its
+    relative intensity from its singles (`intensities_from_singles`: for a source whose reduced states are close to
+    maximally mixed, as a Bell source's are).
     """
-    total = np.zeros(3, dtype=np.int64)
-    for label in RATE_SETTINGS:
+    rows = np.zeros((len(RATE_SETTINGS), 3))
+    for i, label in enumerate(RATE_SETTINGS):
 
         def setup(s: str = label) -> None:
             for arm, spec in zip("AB", s, strict=True):
                 _set_arm(bench, arm, spec)
 
         row = bench._integrate(setup, duration_s, f"rate setting {label}")
-        total += [int(row.sum()), *_singles(bench)]
+        rows[i] = [row.sum(), *_singles(bench)]
     bench._poll_errors("after the coincidence measurement")
-    return int(total[0]), int(total[1] // 2), int(total[2] // 2)
+    if np.all(rows[:, 1:] > 0):
+        rows = rows / intensities_from_singles(rows[:, 1:, None])[:, None]
+    coinc, singles_a, singles_b = np.rint(rows.sum(axis=0) / [1, 2, 2]).astype(int).tolist()
+    return coinc, singles_a, singles_b
 
 
 def uses_waveplates(profile: Profile) -> bool:

@@ -119,6 +119,11 @@ def test_intensity_drift_between_settings_is_taken_out_by_the_singles(bench, shi
     dev, _ = bench(intensity_drift=0.15)
     with dev:
         raw = dev.scheme_tomography(1.0)
+        coinc = dev.coincidences(0.5)
+    rates = profile_rates(shipped)
+    # Each rate setting is divided by its intensity first, so the drift does not tilt coincidences against singles.
+    herald = (coinc.coincidences / coinc.singles_b) / (rates.coincidence_hz / rates.singles_b_hz)
+    assert abs(herald - 1) < 0.01, herald
     ratio = raw.singles.sum(axis=1) / raw.singles.sum(axis=1).mean()
     assert ratio.std() > 0.05  # the source did drift between settings
     fid = mle_bell_analysis(shipped, raw, np.random.default_rng(4), 200).estimates["bell_fidelity"]
