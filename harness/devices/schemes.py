@@ -117,24 +117,24 @@ def _solve(target: np.ndarray, vector_of: Any) -> Waveplates:
     return Waveplates(float(found.x[0]), float(found.x[1]))
 
 
-def analyser_angles(spec: Any) -> Waveplates:
-    """Return the nominal (hwp, qwp) in degrees that make an analyser transmit `spec`."""
+def _nominal(spec: Any, table: dict, vector_of: Any) -> Waveplates:
+    """Return a projection's nominal angles: a label's from `table`, given angles, or solved for a Jones vector."""
     if isinstance(spec, str):
-        return Waveplates(*ANALYSER_ANGLES[spec])
+        return Waveplates(*table[spec])
     if isinstance(spec, dict) and "jones" not in spec:
         return Waveplates(float(spec["hwp"]), float(spec["qwp"]))
     target = analysis_spec(spec)
-    return _solve(target / np.linalg.norm(target), lambda h, q: analyser_vectors(h, q)[0])
+    return _solve(target / np.linalg.norm(target), vector_of)
+
+
+def analyser_angles(spec: Any) -> Waveplates:
+    """Return the nominal (hwp, qwp) in degrees that make an analyser transmit `spec`."""
+    return _nominal(spec, ANALYSER_ANGLES, lambda h, q: analyser_vectors(h, q)[0])
 
 
 def preparer_angles(spec: Any) -> Waveplates:
     """Return the nominal (hwp, qwp) in degrees that make the preparer emit `spec`."""
-    if isinstance(spec, str):
-        return Waveplates(*PREPARER_ANGLES[spec])
-    if isinstance(spec, dict) and "jones" not in spec:
-        return Waveplates(float(spec["hwp"]), float(spec["qwp"]))
-    target = analysis_spec(spec)
-    return _solve(target / np.linalg.norm(target), prepared_vector)
+    return _nominal(spec, PREPARER_ANGLES, prepared_vector)
 
 
 def _deg(x: float) -> str:

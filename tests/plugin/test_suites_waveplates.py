@@ -1,7 +1,6 @@
 """The regression suites over the emulated one-detector waveplate bench: james16, maximum likelihood, loopback only."""
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -9,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite_facts import DEGRADED, SUITES
+from suite_facts import DEGRADED
+from test_suites_bench import _verdicts, run_suites
 
 from harness.profiles import load_yaml
 
@@ -35,21 +35,6 @@ def emulators(tmp: Path, build: str):
         assert proc.wait(timeout=30) == 0
 
 
-def run_suites(tmp: Path, profile: Path | str, build: str, *extra: str) -> tuple[int, dict, str]:
-    summary = tmp / f"summary-{Path(profile).stem}-{build}.json"
-    cmd = [sys.executable, "-m", "pytest", SUITES, "-p", "no:cacheprovider", "-q", "-k", "not decoder"]
-    cmd += ["--device-profile", str(profile), "--firmware-build", build, "--results-db", str(tmp / "q.db")]
-    proc = subprocess.run(
-        [*cmd, "--harness-summary", str(summary), *extra], capture_output=True, text=True, cwd=tmp, timeout=900
-    )
-    data = json.loads(summary.read_text()) if summary.exists() else {}
-    return proc.returncode, data, proc.stdout + proc.stderr
-
-
-def _verdicts(summary: dict) -> dict[str, str]:
-    return {m["name"]: m["verdict"] for m in summary["metrics"]}
-
-
 def test_waveplate_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: Path):
     runs = {}
     profile = tmp_path / "device_profiles" / "waveplates-e2e.yaml"
@@ -71,7 +56,7 @@ def test_waveplate_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: 
     with_scheme = [m for m in good["metrics"] if m["name"] == "bell_fidelity"]
     assert with_scheme and with_scheme[0]["n"] > 0
 
-    aer_code, aer, aer_out = run_suites(tmp_path, "aer-reference", "2.4.0", "--baseline-build", "2.3.0")
+    aer_code, aer, aer_out = run_suites(tmp_path, Path("aer-reference"), "2.4.0", "--baseline-build", "2.3.0")
     assert aer_code == 0, aer_out
     bench_metrics = {m["name"]: m for m in good["metrics"]}
     apart = []
