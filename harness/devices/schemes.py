@@ -150,9 +150,18 @@ def _singles(bench: Any) -> np.ndarray:
     return np.array([int(bench.counter.query("singles", channel=ch)) for ch in (1, 2)], dtype=np.int64)
 
 
+def _waveplate_block(bench: Any) -> Any:
+    if not uses_waveplates(bench.profile):
+        raise NotSupportedError(
+            f"profile {bench.name!r} names no waveplate scheme; add a tomography block, e.g. tomography: "
+            "{scheme: james16}"
+        )
+    return bench.profile.tomography
+
+
 def measure_state(bench: Any, duration_s: float) -> SchemeCounts:
     """Measure every setting of the profile's scheme, each over `duration_s` s; return counts and singles."""
-    block = bench.profile.tomography
+    block = _waveplate_block(bench)
     scheme = state_scheme(bench.profile)
     counts = np.zeros(scheme.counts_shape, dtype=np.int64)
     singles = np.zeros((scheme.n_settings, 2), dtype=np.int64)
@@ -190,7 +199,7 @@ def _prepare(bench: Any, spec: Any) -> None:
 
 def measure_link(bench: Any, duration_s: float) -> SchemeCounts:
     """Measure the link tomography of the profile's block: inputs x arm B's projections, counts of B's detectors."""
-    block = bench.profile.tomography
+    block = _waveplate_block(bench)
     scheme = link_scheme(bench.profile)
     labelled = all(isinstance(s, str) for s in block.link.inputs)
     if not bench.analyzers.has("prepare_state") or not (labelled or bench.analyzers.has("prepare_waveplates")):

@@ -196,14 +196,17 @@ class Tomography(_Model):
 def tomography_issues(profile: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """Return the problems of a merged profile's tomography block with its kind and bench commands."""
     block = profile.get("tomography")
-    if not isinstance(block, Mapping) or block.get("scheme", "pauli") == "pauli":
-        return []
-    scheme = block.get("scheme")
-    if profile.get("kind") == "aer":
-        return [(("tomography", "scheme"), f"kind aer measures scheme pauli only, not {scheme!r}")]
+    scheme = block.get("scheme", "pauli") if isinstance(block, Mapping) else "pauli"
     bench = profile.get("bench")
     analyzers = bench.get("analyzers") if isinstance(bench, Mapping) else None
     commands = analyzers.get("commands") if isinstance(analyzers, Mapping) else None
+    if scheme == "pauli":
+        if isinstance(commands, Mapping) and "set_basis" not in commands and "set_waveplates" in commands:
+            message = "analysers set by waveplates only measure a waveplate scheme: add tomography: {scheme: james16}"
+            return [(("bench", "analyzers", "commands"), message)]
+        return []
+    if profile.get("kind") == "aer":
+        return [(("tomography", "scheme"), f"kind aer measures scheme pauli only, not {scheme!r}")]
     if isinstance(commands, Mapping) and "set_waveplates" not in commands:
         message = (
             f"scheme {scheme!r} sets waveplate angles: add the command template set_waveplates, e.g. "

@@ -111,6 +111,8 @@ def test_set_waveplates_stands_in_for_set_basis_and_its_placeholders_are_checked
     bad = {**WAVEPLATE_ANALYZERS, "commands": {"set_waveplates": "WP {arm},{angle}"}}
     problems = _problems(_write(tmp_path, {"scheme": "james16"}, bad))
     assert any(k == "bench.analyzers.commands.set_waveplates" and "allowed placeholders" in m for k, m in problems)
+    problems = _problems(_write(tmp_path, None, WAVEPLATE_ANALYZERS))
+    assert problems == [("bench.analyzers.commands", problems[0][1])] and "scheme: james16" in problems[0][1]
     neither = {**WAVEPLATE_ANALYZERS, "commands": {"prepare_state": "PREP {state}"}}
     problems = _problems(_write(tmp_path, None, neither))
     assert any("missing command 'set_basis'" in m for _, m in problems), problems
