@@ -81,8 +81,13 @@ def analysis_spec(spec: Any) -> Any:
     return spec
 
 
-def _setting_specs(setting: Any) -> list[Any]:
-    return [analysis_spec(s) for s in setting]
+def _fit_spec(spec: Any, offset: tuple[float, float], angles_of: Any) -> Any:
+    """A projection as the fit sees it: a Jones vector the bench sets on plates with an offset is its nominal
+    angles, so that the fit adds the offset to them as the plates do (exact Jones vectors assume exact plates)."""
+    if isinstance(spec, dict) and "jones" in spec and any(offset):
+        plates = angles_of(spec)
+        return {"hwp": plates.hwp, "qwp": plates.qwp}
+    return analysis_spec(spec)
 
 
 def state_scheme(profile: Profile) -> Scheme:
@@ -90,8 +95,14 @@ def state_scheme(profile: Profile) -> Scheme:
     block = profile.tomography
     if block is None:
         return build_scheme("pauli")
-    projections = None if block.projections is None else [_setting_specs(s) for s in block.projections]
-    return build_scheme(block.scheme, projections, block.detectors, block.offsets())
+    offsets = block.offsets()
+    projections = None
+    if block.projections is not None:
+        projections = [
+            [_fit_spec(spec, offsets[arm], analyser_angles) for arm, spec in enumerate(setting)]
+            for setting in block.projections
+        ]
+    return build_scheme(block.scheme, projections, block.detectors, offsets)
 
 
 def link_scheme(profile: Profile) -> Scheme:
@@ -99,10 +110,10 @@ def link_scheme(profile: Profile) -> Scheme:
     block = profile.tomography
     if block is None:
         return process_scheme()
-    inputs = [analysis_spec(s) for s in block.link.inputs]
-    analysis = [analysis_spec(s) for s in block.link_analysis]
-    off = block.link.input_offset.pair()
-    return process_scheme(inputs, analysis, block.detectors, off, block.offsets()[1])
+    in_off, b_off = block.link.input_offset.pair(), block.offsets()[1]
+    inputs = [_fit_spec(s, in_off, preparer_angles) for s in block.link.inputs]
+    analysis = [_fit_spec(s, b_off, analyser_angles) for s in block.link_analysis]
+    return process_scheme(inputs, analysis, block.detectors, in_off, b_off)
 
 
 def _solve(target: np.ndarray, vector_of: Any) -> Waveplates:

@@ -166,3 +166,45 @@ def test_pauli_counts_fitted_by_maximum_likelihood_agree_with_linear_inversion(s
         a, b = by_mle[name], linear[name]
         assert a.ci_low <= b.ci_high and b.ci_low <= a.ci_high, (name, a, b)
         assert abs(a.value - b.value) < 2 * max(a.standard_error, b.standard_error), (name, a, b)
+
+
+def _custom(shipped: Profile, settings: list[Any] | None, inputs: list[Any]) -> Profile:
+    block: dict[str, Any] = {"scheme": "custom" if settings else "james16", "link": {"inputs": inputs}}
+    block["waveplate_offsets"] = {"A": {"hwp": 1.5, "qwp": -1.0}, "B": {"hwp": -0.8, "qwp": 2.0}}
+    if settings:
+        block["projections"] = settings
+    return shipped.model_copy(update={"tomography": Tomography.model_validate(block)})
+
+
+def test_custom_projections_as_angles_and_jones_vectors_recover_the_state(bench, shipped: Profile) -> None:
+    # The 36 products, a few given as angles or Jones vectors instead of labels: the plates carry offsets, so a
+    # Jones vector is fitted as the angles the bench set, plus the offsets.
+    settings: list[Any] = [a + b for a in "HVDARL" for b in "HVDARL"]
+    settings[0] = [{"hwp": 0.0, "qwp": 0.0}, "H"]
+    settings[14] = ["D", {"jones": ["0.7071067811865476", "-0.7071067811865476"]}]
+    settings[29] = [{"jones": [1, "1j"]}, {"hwp": -22.5, "qwp": -45.0}]
+    custom = _custom(shipped, settings, ["H"])
+    dev, _ = bench(custom)
+    with dev:
+        raw = dev.scheme_tomography(0.5)
+    assert raw.counts.shape == (36, 1) and raw.settings[0] == "(h0,q0)|H"
+    truth = float(state_fidelity(_observed(shipped), PHI_PLUS))
+    fid = mle_bell_analysis(custom, raw, np.random.default_rng(10), 200).estimates["bell_fidelity"]
+    assert fid.ci_low <= truth <= fid.ci_high, (fid, truth)
+
+
+def test_link_inputs_as_angles_and_jones_vectors_prepare_the_labelled_states(bench, shipped: Profile) -> None:
+    labels = ["H", "V", "D", "A", "R", "L"]
+    mixed = ["H", "V", {"hwp": 22.5, "qwp": 45.0}, "A", {"jones": [1, "1j"]}, "L"]  # D by angles, R by vector
+    found = {}
+    for name, inputs in (("labels", labels), ("mixed", mixed)):
+        dev, _ = bench(_custom(shipped, None, inputs))
+        with dev:
+            found[name] = dev.scheme_link_tomography(0.5)
+    assert found["mixed"].inputs[2] == "(h22.5,q45)" and found["mixed"].inputs[4].startswith("J[")
+    # The same seed and the same prepared states (PREP:WP for angles and vectors, PREP for labels): the same counts.
+    assert np.abs(found["mixed"].counts - found["labels"].counts).max() <= 1
+    choi = LinkModel(LinkParameters.from_profile(shipped))._physics(True)[3]
+    est = mle_link_estimates(_custom(shipped, None, mixed), found["mixed"], np.random.default_rng(11), 200)
+    # ~6 million counts: the fit is within 1e-3 of the emulated channel's fidelity (its interval is ~2e-4 wide).
+    assert abs(est["link_process_fidelity"].value - float(process_fidelity(choi))) < 1e-3
