@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.analysis.bootstrap import resample_coincidences
 from harness.analysis.capacities import bbm92_key_fraction
-from harness.analysis.estimators import bell_counts_array, bell_replicates
+from harness.analysis.estimators import BellReplicates, bell_counts_array, bell_replicates
 from harness.analysis.intervals import make_estimate, percentile_interval, poisson_interval, wilson_interval
 from harness.analysis.validation import AnalysisError, as_counts, check_confidence, check_n_boot, check_rng
 from harness.metrics import Estimate
@@ -69,7 +69,7 @@ def _rate_values(c: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, tau: float, t:
 
 def estimate_rate_metrics(
     coinc: CoincidenceCounts,
-    bell: TomographyCounts,
+    bell: TomographyCounts | BellReplicates,
     *,
     rng: np.random.Generator,
     n_boot: int = 200,
@@ -83,14 +83,17 @@ def estimate_rate_metrics(
     Wilson interval of (C - acc) out of the singles (given N, C is binomial); CAR and the products with
     the tomography use the percentile interval of the joint replicates. The coherent information behind
     the ebit rate and the PLOB share is bootstrap bias-corrected (see `harness.analysis.estimators`).
-    `bell_rng` (default `rng`) resamples the Bell tomography.
+    `bell_rng` (default `rng`) resamples the Bell tomography; `bell` may instead be its replicates (n_boot of them)
+    from another estimator (e.g. maximum likelihood).
     """
     c, n_a, n_b, tau, t = _check_coincidences(coinc)
-    table = bell_counts_array(bell)
     check_rng(rng)
     n_boot = check_n_boot(n_boot)
     confidence = check_confidence(confidence)
-    found = bell_replicates(table, check_rng(bell_rng) if bell_rng is not None else rng, n_boot)
+    if isinstance(bell, BellReplicates):
+        found = bell
+    else:
+        found = bell_replicates(bell_counts_array(bell), check_rng(bell_rng) if bell_rng is not None else rng, n_boot)
     point = {k: float(v) for k, v in _rate_values(c, n_a, n_b, tau, t, found.point).items()}
     pois = resample_coincidences(c, n_a, n_b, rng, n_boot)
     boot = _rate_values(pois[:, 0], pois[:, 1], pois[:, 2], tau, t, found.samples)

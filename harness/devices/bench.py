@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.devices.base import DeviceContext, RecordCallback, check_duration, check_inputs, require_profile
 from harness.devices.flash import check_build_name, flash_source, run_flash_shell, with_flash_command
+from harness.devices.schemes import SchemeCounts, measure_link, measure_rate_settings, measure_state, uses_waveplates
 from harness.errors import DeviceError
 from harness.instruments import (
     DEFAULT_VALIDATORS,
@@ -33,7 +34,7 @@ from harness.instruments import (
     Transport,
     parse_scpi_error,
 )
-from harness.instruments.instrument import Validator
+from harness.instruments.instrument import Validator, nonneg_ints
 from harness.profiles import Profile
 from harness.records import BASES, BELL_SETTINGS, INPUTS_4, CoincidenceCounts, Identity, ProcessCounts, TomographyCounts
 
@@ -93,7 +94,12 @@ class BenchDevice(DeviceContext):
         self.recorder = recorder
         self.on_record = on_record
         transports = dict(transports or {})
-        self.instruments = {role: self._instrument(role, transports.get(role)) for role in ROLES}
+        # A counter behind one detector per arm answers one count per setting, not the four of a Pauli bench.
+        one = uses_waveplates(profile) and profile.tomography.detectors == 1
+        counted = {**DEFAULT_VALIDATORS, "coincidences": nonneg_ints(1)} if one else None
+        self.instruments = {
+            role: self._instrument(role, transports.get(role), counted if role == "counter" else None) for role in ROLES
+        }
         # The decoder is optional and opened on its first decode, so a bench whose decoder is down still measures.
         self.decoder: Instrument | None = None
         if self.bench.decoder is not None:
@@ -333,8 +339,20 @@ class BenchDevice(DeviceContext):
                 self._sync_analyzers()
         return ProcessCounts(inputs=inputs, bases=BASES, counts=counts, duration_s=duration_s)
 
+    def scheme_tomography(self, duration_s: float) -> SchemeCounts:
+        """Counts and singles of every setting of the profile's tomography scheme, each over `duration_s` s."""
+        duration_s = check_duration(duration_s)
+        self._require_open()
+        return measure_state(self, duration_s)
+
+    def scheme_link_tomography(self, duration_s: float) -> SchemeCounts:
+        """Counts of the profile's link tomography (inputs x arm B's projections), each over `duration_s` s."""
+        duration_s = check_duration(duration_s)
+        self._require_open()
+        return measure_link(self, duration_s)
+
     def coincidences(self, duration_s: float) -> CoincidenceCounts:
-        """Singles of both arms and coincidences (sum of the four outcomes) over one integration of `duration_s` s."""
+        """Singles of both arms and coincidences (sum of the outcomes) over `duration_s` s (`measure_rate_settings`)."""
         duration_s = check_duration(duration_s)
         self._require_open()
         detectors = self.profile.detectors
@@ -342,14 +360,18 @@ class BenchDevice(DeviceContext):
             raise InstrumentConfigError(
                 f"profile {self.name!r}: coincidences need detectors.coincidence_window_s; add a 'detectors' block"
             )
-        row = self._integrate(None, duration_s, "the coincidence measurement")
-        singles_a = int(self.counter.query("singles", channel=1))
-        singles_b = int(self.counter.query("singles", channel=2))
-        self._poll_errors("after the coincidence measurement")
+        if uses_waveplates(self.profile) and self.profile.tomography.detectors == 1:
+            coinc, singles_a, singles_b = measure_rate_settings(self, duration_s)
+        else:
+            row = self._integrate(None, duration_s, "the coincidence measurement")
+            coinc = int(row.sum())
+            singles_a = int(self.counter.query("singles", channel=1))
+            singles_b = int(self.counter.query("singles", channel=2))
+            self._poll_errors("after the coincidence measurement")
         result = CoincidenceCounts(
             singles_a=singles_a,
             singles_b=singles_b,
-            coincidences=int(row.sum()),
+            coincidences=coinc,
             window_s=float(detectors.coincidence_window_s),
             duration_s=duration_s,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import Fault, FaultPlan
 from harness.emulators.model import LinkModel, LinkParameters
 from harness.emulators.servers import FirmwareEmulator, FirmwarePort, ScpiEmulator, SourceState
+from harness.emulators.waveplates import WaveplateEmulator, waveplate_emulator_options
 from harness.physics.drift import DriftState
 from harness.profiles import LoadedProfile, Profile
 
@@ -30,7 +32,7 @@ DECODER_COMMANDS = {"decode": "DEC? {code},{syndrome}"}
 # The flash a served bench profile names: the firmware emulator's FW:LOAD, as a query so a refusal is read.
 FLASH_COMMAND = "FW:LOAD? {build}"
 PHYSICS_BLOCKS = ("source", "link", "detectors", "memory", "drift")
-CARRIED_BLOCKS = ("measurement", "tolerances", "qec")
+CARRIED_BLOCKS = ("measurement", "tolerances", "qec", "tomography")
 
 
 class EmulatorSet:
@@ -68,6 +70,7 @@ class EmulatorSet:
         drift: Mapping[str, Any] | None = None,
         profile_name: str = "emulated",
         session: int = 0,
+        waveplates: Mapping[str, Any] | None = None,
     ) -> None:
         if serial not in ("socket", "pty"):
             raise ValueError(f"serial mode must be 'socket' or 'pty', got {serial!r}")
@@ -82,7 +85,9 @@ class EmulatorSet:
         self.source_state = SourceState(on=False)
         self._decoder_faults = None if decoder_faults is None else tuple(decoder_faults)
         self._decoders: dict[str, EmulatedDecoder] = {}
-        self.scpi = ScpiEmulator(
+        # `waveplates` (WaveplateEmulator options) serves a one-detector bench set by waveplate angles instead.
+        scpi_class: Any = ScpiEmulator if waveplates is None else partial(WaveplateEmulator, **waveplates)
+        self.scpi = scpi_class(
             LinkModel(params),
             seed=seed,
             faults=FaultPlan.from_specs(specs, seed=base + 1),
@@ -121,6 +126,7 @@ class EmulatorSet:
                 )
         params = {b: LinkParameters.from_profile(p) for b, p in effective.items()}
         drift = {b: p.drift for b, p in effective.items()}
+        kw.setdefault("waveplates", waveplate_emulator_options(effective[build]))
         return cls(params[build], build, builds=params, drift=drift, profile_name=loaded.name, **kw)
 
     def _drift_state(self, seed: int | None, profile_name: str, build: str, session: int) -> DriftState:
@@ -198,7 +204,8 @@ class EmulatorSet:
         timing = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
         block: dict[str, Any] = {key: value for key, value in timing.items() if value is not None}
         block["source"] = {"transport": "serial", "url": self.serial_url, "commands": dict(SOURCE_COMMANDS)}
-        for role, commands in (("counter", COUNTER_COMMANDS), ("analyzers", ANALYZER_COMMANDS)):
+        analyzers = getattr(self.scpi, "analyzer_commands", ANALYZER_COMMANDS)
+        for role, commands in (("counter", COUNTER_COMMANDS), ("analyzers", analyzers)):
             block[role] = {"transport": "visa", "resource": self.visa_resource, "commands": dict(commands)}
         if self.decoder_url is not None:
             block["decoder"] = {"transport": "serial", "url": self.decoder_url, "commands": dict(DECODER_COMMANDS)}

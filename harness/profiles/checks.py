@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.profiles.messages import custom_error
+from harness.profiles.tomography import tomography_issues
 
 # One problem: the key path below the mapping checked, and the message.
 Issue = tuple[tuple[str | int, ...], str]
@@ -28,7 +29,15 @@ BENCH_COMMANDS: dict[str, dict[str, set[str]]] = {
     "analyzers": {"set_basis": {"arm", "basis"}},
     "decoder": {"decode": {"code", "syndrome"}},
 }
-OPTIONAL_COMMANDS: dict[str, dict[str, set[str]]] = {"analyzers": {"prepare_state": {"state"}}}
+OPTIONAL_COMMANDS: dict[str, dict[str, set[str]]] = {
+    "analyzers": {
+        "prepare_state": {"state"},
+        "set_waveplates": {"arm", "hwp_deg", "qwp_deg"},
+        "prepare_waveplates": {"hwp_deg", "qwp_deg"},
+    }
+}
+# A required command another one stands in for: analysers driven by waveplate angles need no set_basis.
+STANDS_IN = {"set_basis": "set_waveplates"}
 
 
 def raise_first(issues: list[Issue]) -> None:
@@ -85,7 +94,7 @@ def bench_issues(bench: Mapping[str, Any]) -> list[Issue]:
             continue
         commands = inst.get("commands", {})
         allowed = {**required, **OPTIONAL_COMMANDS.get(role, {})}
-        missing = [name for name in required if name not in commands]
+        missing = [name for name in required if name not in commands and STANDS_IN.get(name) not in commands]
         if missing:  # one problem per role: its message lists every command the role needs
             needs = ", ".join(sorted(required))
             out.append(((role, "commands"), f"missing command {missing[0]!r}; the {role} needs: {needs}"))
@@ -123,7 +132,7 @@ def kind_issues(profile: Mapping[str, Any]) -> list[Issue]:
             if isinstance(build, str) and build not in builds:
                 message = f"build {build!r} is not listed under 'builds' (known builds: {known})"
                 out.append((("firmware", key), message))
-    return out
+    return out + tomography_issues(profile)
 
 
 def model_issues(profile: Mapping[str, Any]) -> list[Issue]:

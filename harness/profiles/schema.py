@@ -17,6 +17,7 @@ from harness.profiles.checks import (
     template_problem,
 )
 from harness.profiles.messages import custom_error, suggest
+from harness.profiles.tomography import Tomography
 
 # Time/shot scale factor of each --budget relative to the `measurement` block.
 BUDGETS: dict[str, float] = {"quick": 0.25, "standard": 1.0, "release": 4.0}
@@ -327,6 +328,9 @@ class Profile(_Model):
     aer: AerOptions | None = None
     bench: Bench | None = None
     replay: Replay | None = None
+    tomography: Tomography | None = Field(
+        default=None, description="measurement scheme and estimator of the tomographies"
+    )
     builds: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="build name -> override deep-merged over the blocks above"
     )

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.devices.schemes import SchemeCounts, uses_waveplates
+from harness.errors import NotSupportedError
 from harness.protocols.base import Analysis, MeasureContext, Protocol, matrix_payload
+from harness.protocols.mle import mle_bell_analysis, mle_bell_replicates, mle_link_estimates, uses_mle
 from harness.records import INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
 from harness.streams import stream
 
@@ -23,18 +26,31 @@ def bell_bootstrap_stream(ctx: MeasureContext, bell: TomographyCounts) -> np.ran
     return stream(ctx.seed, ctx.profile.name, ctx.build, "bell-bootstrap", key)
 
 
+def _scheme_device(device: Any, ctx: MeasureContext) -> Any:
+    """The device, if it can measure the profile's waveplate scheme; NotSupportedError naming the scheme if not."""
+    if not hasattr(device, "scheme_tomography"):
+        scheme = ctx.profile.tomography.scheme
+        raise NotSupportedError(f"a {type(device).__name__} cannot measure the waveplate scheme {scheme!r}")
+    return device
+
+
 class BellProtocol(Protocol):
     """Two-qubit Pauli tomography of the delivered pair: fidelity, concurrence, CHSH S and the QBERs."""
 
     name = "bell"
 
-    def _measure(self, device: Any, ctx: MeasureContext) -> TomographyCounts:
-        return device.bell_tomography(ctx.profile.measurement.integration_time_s * ctx.scale)
+    def _measure(self, device: Any, ctx: MeasureContext) -> TomographyCounts | SchemeCounts:
+        duration_s = ctx.profile.measurement.integration_time_s * ctx.scale
+        if uses_waveplates(ctx.profile):
+            return _scheme_device(device, ctx).scheme_tomography(duration_s)
+        return device.bell_tomography(duration_s)
 
     def _estimate(self, raw: TomographyCounts, ctx: MeasureContext, deps: dict) -> Analysis:
         from harness.analysis.estimators import analyse_bell
         from harness.analysis.tomography import STATE_TOMOGRAPHY_METHOD
 
+        if uses_mle(ctx.profile, raw):
+            return mle_bell_analysis(ctx.profile, raw, bell_bootstrap_stream(ctx, raw), ctx.n_boot)
         found = analyse_bell(raw, rng=bell_bootstrap_stream(ctx, raw), n_boot=ctx.n_boot)
         # The report draws the physical state instead of reconstructing it again. Its fidelity and Horodecki's
         # maximal S are display values: the gated estimates are the unbiased linear ones.
@@ -52,13 +68,18 @@ class LinkProtocol(Protocol):
 
     name = "link"
 
-    def _measure(self, device: Any, ctx: MeasureContext) -> ProcessCounts:
+    def _measure(self, device: Any, ctx: MeasureContext) -> ProcessCounts | SchemeCounts:
+        duration_s = ctx.profile.measurement.integration_time_s * ctx.scale
+        if uses_waveplates(ctx.profile):
+            return _scheme_device(device, ctx).scheme_link_tomography(duration_s)
         # The over-complete six inputs condition the Choi fit far better than four (C_E spread ~3x smaller).
-        return device.link_tomography(ctx.profile.measurement.integration_time_s * ctx.scale, INPUTS_6)
+        return device.link_tomography(duration_s, INPUTS_6)
 
     def _estimate(self, raw: ProcessCounts, ctx: MeasureContext, deps: dict) -> Analysis:
         from harness.analysis.estimators import estimate_link_metrics
 
+        if uses_mle(ctx.profile, raw):
+            return Analysis(mle_link_estimates(ctx.profile, raw, ctx.rng("link-bootstrap"), ctx.n_boot))
         return Analysis(estimate_link_metrics(raw, rng=ctx.rng("link-bootstrap"), n_boot=ctx.n_boot))
 
 
@@ -74,8 +95,8 @@ class RatesProtocol(Protocol):
     def _estimate(self, raw: CoincidenceCounts, ctx: MeasureContext, deps: dict) -> Analysis:
         from harness.analysis.rates import estimate_rate_metrics
 
-        bell = deps["bell"]
-        found = estimate_rate_metrics(
-            raw, bell, rng=ctx.rng("rates-bootstrap"), n_boot=ctx.n_boot, bell_rng=bell_bootstrap_stream(ctx, bell)
-        )
+        bell, bell_rng = deps["bell"], bell_bootstrap_stream(ctx, deps["bell"])
+        if uses_mle(ctx.profile, bell):
+            bell = mle_bell_replicates(ctx.profile, bell, bell_rng, ctx.n_boot)
+        found = estimate_rate_metrics(raw, bell, rng=ctx.rng("rates-bootstrap"), n_boot=ctx.n_boot, bell_rng=bell_rng)
         return Analysis(found)
