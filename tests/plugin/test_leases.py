@@ -224,10 +224,7 @@ def test_a_killed_holder_loses_its_lease_and_the_next_run_takes_over(
     Store(store_url).close()
     ttl = 4.0
     first = _suites(tmp_path, store_url, "--device-profile", str(profile), "--lease-ttl", str(ttl), "-k", "not decoder")
-    deadline = time.monotonic() + 120
-    while _rows(store_url, "SELECT pid FROM leases") != [(first.pid,)]:
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-        time.sleep(0.05)
+    _wait_for_lease(store_url, first)
     time.sleep(0.5)  # into its measurement
     first.send_signal(signal.SIGKILL)
     killed_at = time.time()
@@ -246,3 +243,46 @@ def test_a_killed_holder_loses_its_lease_and_the_next_run_takes_over(
     assert took_over - killed_at < ttl + 30
     assert emu.overlaps() == 0
     assert _rows(store_url, "SELECT COUNT(*) FROM leases") == [(0,)]
+
+
+def _wait_for_lease(url: str, run: subprocess.Popen) -> None:
+    """Wait until `run` holds the only lease in the store."""
+    deadline = time.monotonic() + 120
+    while _rows(url, "SELECT pid FROM leases") != [(run.pid,)]:
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_under_xdist_the_controller_holds_the_lease_for_its_workers(
+    tmp_path: Path, live_bench: tuple[EmulatorSet, Path]
+) -> None:
+    emu, profile = live_bench
+    url = str(tmp_path / "q.db")
+    Store(url).close()
+    run = _suites(tmp_path, url, "-n", "2", "--device-profile", str(profile), "--budget", "quick", "-k", "fidelity")
+    _wait_for_lease(url, run)  # the controller's pid: a worker that tried would wait for it, then fail
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, out + err
+    assert emu.sessions()["source"] == {"sessions": 1, "open": 0, "overlaps": 0}
+    assert _rows(url, "SELECT COUNT(*) FROM leases") == [(0,)]
+
+
+@pytest.mark.slow
+def test_a_run_whose_lease_is_taken_from_it_stops_with_exit_4(
+    tmp_path: Path, pg_url: str, live_bench: tuple[EmulatorSet, Path]
+) -> None:
+    _, profile = live_bench
+    Store(pg_url).close()
+    run = _suites(tmp_path, pg_url, "--device-profile", str(profile), "--lease-ttl", "1.5", "-k", "not decoder")
+    _wait_for_lease(pg_url, run)
+    engine = sa.create_engine(parse_store_url(pg_url).url)
+    try:
+        with engine.begin() as c:  # another run's row replaces this one's (as after an expiry and a take-over)
+            c.execute(sa.text("UPDATE leases SET token = 'another-run', pid = 1"))
+    finally:
+        engine.dispose()
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 4, out + err
+    assert "bench 'bench-live': this run's lease was not renewed within its 1.5 s TTL" in out + err
+    assert "Traceback" not in out + err
