@@ -92,14 +92,18 @@ def live_bench(tmp_path: Path) -> Iterator[tuple[EmulatorSet, Path]]:
         yield emu, emu.write_profile(tmp_path / "bench-live.yaml", loaded.effective(BUILD), "bench-live")
 
 
-def test_a_waiting_run_names_the_holder_once_then_exits_4_on_one_line(tmp_path: Path, store_url: str) -> None:
+@pytest.fixture
+def url(store_url: str) -> str:
+    """The test's results store (SQLite, then PostgreSQL), its tables created."""
     Store(store_url).close()
-    holder = _hold(store_url, "bench-b")
+    return store_url
+
+
+def test_a_waiting_run_names_the_holder_once_then_exits_4_on_one_line(tmp_path: Path, url: str) -> None:
+    holder = _hold(url, "bench-b")
     try:
         t0 = time.monotonic()
-        run = _suites(
-            tmp_path, store_url, "--device-profile", str(_profile(tmp_path, "bench-b")), "--lease-timeout", "1"
-        )
+        run = _suites(tmp_path, url, "--device-profile", str(_profile(tmp_path, "bench-b")), "--lease-timeout", "1")
         out, err = run.communicate(timeout=120)
         waited = time.monotonic() - t0
     finally:
@@ -118,18 +122,17 @@ def test_a_waiting_run_names_the_holder_once_then_exits_4_on_one_line(tmp_path: 
     assert "Traceback" not in out + err
 
 
-def test_simulated_profiles_take_no_lease(tmp_path: Path, store_url: str) -> None:
-    Store(store_url).close()
+def test_simulated_profiles_take_no_lease(tmp_path: Path, url: str) -> None:
     bench = _profile(tmp_path, "bench-b")
-    holders = [_hold(store_url, "aer-reference"), _hold(store_url, "bench-b")]
+    holders = [_hold(url, "aer-reference"), _hold(url, "bench-b")]
     try:
         # A stand-in reserves nothing: a held lease of its name does not make the run wait.
-        aer = _suites(tmp_path, store_url, "--device-profile", "aer-reference", "--lease-timeout", "0", "--co")
+        aer = _suites(tmp_path, url, "--device-profile", "aer-reference", "--lease-timeout", "0", "--co")
         aer_out, aer_err = aer.communicate(timeout=120)
         # A bench in the same run is reserved: held by another run, it stops this one.
         both = _suites(
             tmp_path,
-            store_url,
+            url,
             "--device-profile",
             "aer-reference",
             "--device-profile",
@@ -152,18 +155,17 @@ def test_simulated_profiles_take_no_lease(tmp_path: Path, store_url: str) -> Non
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_waiting_run_gives_back_the_leases_it_took(
-    tmp_path: Path, store_url: str, signum: signal.Signals
+    tmp_path: Path, url: str, signum: signal.Signals
 ) -> None:
-    Store(store_url).close()
-    holder = _hold(store_url, "bench-z")
+    holder = _hold(url, "bench-z")
     try:
         # Sorted order: bench-a is taken first, then the run waits for bench-z.
         args = ["--device-profile", str(_profile(tmp_path, "bench-z")), "--device-profile"]
-        run = _suites(tmp_path, store_url, *args, str(_profile(tmp_path, "bench-a")), "--lease-timeout", "60")
+        run = _suites(tmp_path, url, *args, str(_profile(tmp_path, "bench-a")), "--lease-timeout", "60")
         assert run.stdout is not None
         line = run.stdout.readline()
         assert line.startswith(WAITING.format(bench="bench-z")), line + run.communicate()[1]
-        assert _rows(store_url, "SELECT pid FROM leases WHERE bench = 'bench-a'") == [(run.pid,)]
+        assert _rows(url, "SELECT pid FROM leases WHERE bench = 'bench-a'") == [(run.pid,)]
         run.send_signal(signum)
         out, err = run.communicate(timeout=60)
     finally:
@@ -171,35 +173,35 @@ def test_an_interrupted_waiting_run_gives_back_the_leases_it_took(
         holder.communicate()
     assert run.returncode == 2, out + err
     assert "Traceback" not in out + err
-    assert _rows(store_url, "SELECT bench FROM leases ORDER BY bench") == [("bench-z",)]
-    with Store(store_url) as s, s.lease("bench-a", timeout_s=0):  # free again at once
+    assert _rows(url, "SELECT bench FROM leases ORDER BY bench") == [("bench-z",)]
+    with Store(url) as s, s.lease("bench-a", timeout_s=0):  # free again at once
         pass
 
 
-def _overlap_free_pair(tmp: Path, url: str, profile: Path) -> tuple[list[str], list[int]]:
-    """Start two quick runs on one bench together; return the output of each and their exit codes."""
+def _two_runs(tmp: Path, urls: tuple[str, str], profile: Path) -> tuple[list[str], list[int]]:
+    """Start two quick runs on one bench together (run k on store urls[k]); return their outputs and exit codes."""
     args = ["--device-profile", str(profile), "--budget", "quick", "-k", "fidelity", "--lease-timeout", "300"]
-    runs = [_suites(tmp, url, *args) for _ in range(2)]
+    runs = [_suites(tmp, url, *args) for url in urls]
     done = [r.communicate(timeout=600) for r in runs]
     return [out + err for out, err in done], [r.returncode for r in runs]
 
 
 @pytest.mark.slow
 def test_two_runs_on_one_emulated_bench_never_measure_at_once(
-    tmp_path: Path, store_url: str, live_bench: tuple[EmulatorSet, Path]
+    tmp_path: Path, url: str, live_bench: tuple[EmulatorSet, Path]
 ) -> None:
     emu, profile = live_bench
-    Store(store_url).close()
-    outputs, codes = _overlap_free_pair(tmp_path, store_url, profile)
+    outputs, codes = _two_runs(tmp_path, (url, url), profile)
     assert codes == [0, 0], outputs
-    sessions = emu.sessions()
     # Both runs measured (one source and one counter session each) and never at once.
-    assert sessions == {"source": {"sessions": 2, "open": 0, "overlaps": 0}, "counter": sessions["counter"]}
-    assert sessions["counter"]["sessions"] == 2 and sessions["counter"]["overlaps"] == 0
+    assert emu.sessions() == {
+        "source": {"sessions": 2, "open": 0, "overlaps": 0},
+        "counter": {"sessions": 2, "open": 0, "overlaps": 0},
+    }
     assert emu.overlaps() == 0
     told = [out.count(WAITING.format(bench="bench-live")) for out in outputs]
     assert sorted(told) == [0, 1], outputs  # the second run waited, and said so once
-    assert _rows(store_url, "SELECT COUNT(*) FROM leases") == [(0,)]
+    assert _rows(url, "SELECT COUNT(*) FROM leases") == [(0,)]
 
 
 @pytest.mark.slow
@@ -208,32 +210,30 @@ def test_runs_that_share_no_store_do_measure_one_bench_at_once(
 ) -> None:
     """The control: with nothing reserving the bench, the emulator sees the two runs overlap."""
     emu, profile = live_bench
-    args = ["--device-profile", str(profile), "--budget", "quick", "-k", "fidelity"]
-    runs = [_suites(tmp_path, str(tmp_path / f"own-{k}.db"), *args) for k in range(2)]
-    outs = [r.communicate(timeout=600) for r in runs]
-    assert [r.returncode for r in runs] == [0, 0], outs
+    outputs, codes = _two_runs(tmp_path, (str(tmp_path / "own-0.db"), str(tmp_path / "own-1.db")), profile)
+    assert codes == [0, 0], outputs
     assert emu.overlaps() >= 1
     assert emu.sessions()["source"]["sessions"] == 2
+    assert not any("is leased by" in out for out in outputs)
 
 
 @pytest.mark.slow
 def test_a_killed_holder_loses_its_lease_and_the_next_run_takes_over(
-    tmp_path: Path, store_url: str, live_bench: tuple[EmulatorSet, Path]
+    tmp_path: Path, url: str, live_bench: tuple[EmulatorSet, Path]
 ) -> None:
     emu, profile = live_bench
-    Store(store_url).close()
     ttl = 4.0
-    first = _suites(tmp_path, store_url, "--device-profile", str(profile), "--lease-ttl", str(ttl), "-k", "not decoder")
-    _wait_for_lease(store_url, first)
+    first = _suites(tmp_path, url, "--device-profile", str(profile), "--lease-ttl", str(ttl), "-k", "not decoder")
+    _wait_for_lease(url, first)
     time.sleep(0.5)  # into its measurement
     first.send_signal(signal.SIGKILL)
     killed_at = time.time()
     first.communicate()
     args = ["--device-profile", str(profile), "--budget", "quick", "-k", "bell", "--lease-timeout", "60"]
-    out, err = _suites(tmp_path, store_url, *args).communicate(timeout=600)
+    out, err = _suites(tmp_path, url, *args).communicate(timeout=600)
     assert "passed" in out and "failed" not in out, out + err
-    took_over = datetime.fromisoformat(_rows(store_url, "SELECT MAX(started_at) FROM runs")[0][0]).timestamp()
-    if store_url.startswith("postgresql"):
+    took_over = datetime.fromisoformat(_rows(url, "SELECT MAX(started_at) FROM runs")[0][0]).timestamp()
+    if url.startswith("postgresql"):
         # The dead holder's row stays until its TTL (renewed every TTL/3, so at least 2/3 of it is left at the kill).
         assert f"pid {first.pid}, since" in out
         assert took_over - killed_at >= ttl * 2 / 3 - 0.2
@@ -242,7 +242,7 @@ def test_a_killed_holder_loses_its_lease_and_the_next_run_takes_over(
         assert "is leased by" not in out
     assert took_over - killed_at < ttl + 30
     assert emu.overlaps() == 0
-    assert _rows(store_url, "SELECT COUNT(*) FROM leases") == [(0,)]
+    assert _rows(url, "SELECT COUNT(*) FROM leases") == [(0,)]
 
 
 def _wait_for_lease(url: str, run: subprocess.Popen) -> None:
