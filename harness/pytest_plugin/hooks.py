@@ -60,13 +60,14 @@ class BenchLeases:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Lease every bench under test before anything is measured (and before xdist starts its workers).
 
-        A run that is still waiting when --lease-timeout runs out ends as a usage error (exit 4) on one line.
+        A run that is still waiting when --lease-timeout runs out, or whose store fails while it waits, ends as a
+        usage error (exit 4) on one line.
         """
-        from harness.store import LeaseTimeoutError
+        from harness.store import StoreError
 
         try:
             self.state.lease_benches(on_wait=self.tell_waiting)
-        except LeaseTimeoutError as exc:
+        except StoreError as exc:
             self.state.close()
             raise pytest.UsageError(str(exc)) from None
 

@@ -122,6 +122,27 @@ def test_a_waiting_run_names_the_holder_once_then_exits_4_on_one_line(tmp_path: 
     assert "Traceback" not in out + err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--lease-timeout", "-1", "--lease-timeout must be a finite number of seconds >= 0, got -1"),
+        (
+            "--lease-timeout",
+            "soon",
+            "--lease-timeout must be a number of seconds >= 0, e.g. --lease-timeout 600; got 'soon'",
+        ),
+        ("--lease-ttl", "0", "--lease-ttl must be a finite number of seconds > 0, got 0"),
+        ("--lease-ttl", "inf", "--lease-ttl must be a finite number of seconds > 0, got inf"),
+    ],
+)
+def test_a_bad_lease_option_is_a_usage_error(tmp_path: Path, option: str, value: str, said: str) -> None:
+    run = _suites(tmp_path, str(tmp_path / "q.db"), "--device-profile", "bench-lab-template", option, value)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 4, out + err
+    assert [line for line in err.splitlines() if line.strip()] == [f"ERROR: {said}"], err
+    assert not (tmp_path / "q.db").exists()  # refused before the store or any bench was touched
+
+
 def test_simulated_profiles_take_no_lease(tmp_path: Path, url: str) -> None:
     bench = _profile(tmp_path, "bench-b")
     holders = [_hold(url, "aer-reference"), _hold(url, "bench-b")]
