@@ -194,6 +194,14 @@ class EmulatorSet:
                 total[k] = total.get(k, 0) + v
         return total
 
+    def sessions(self) -> dict[str, dict[str, int]]:
+        """Measurement sessions per instrument (source, counter): ended, open now, and overlaps (two runs at once)."""
+        return {"source": self.firmware.sessions.summary(), "counter": self.scpi.sessions.summary()}
+
+    def overlaps(self) -> int:
+        """How many measurement sessions began while another client's was open, over both instruments."""
+        return self.firmware.sessions.overlaps + self.scpi.sessions.overlaps
+
     def bench_block(
         self, *, timeout_s: float | None = None, retries: int | None = None, backoff_s: float | None = None
     ) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import tty
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ import numpy as np
 from harness.emulators.decoder import EmulatedDecoder
 from harness.emulators.faults import FaultPlan
 from harness.emulators.model import PREP_STATES, LinkModel
+from harness.emulators.sessions import SessionLog
 from harness.physics.drift import DriftState
 from harness.physics.link import sample_singles
 from harness.records import BASES
@@ -40,9 +42,14 @@ class LineServer:
     """A line-oriented server over TCP (127.0.0.1) or a pty, with fault injection."""
 
     name = "emulator"
+    # Command headers that begin and end a client's measurement session (see harness.emulators.sessions).
+    session_begins: frozenset[str] = frozenset()
+    session_ends: frozenset[str] = frozenset()
 
     def __init__(self, faults: FaultPlan | None = None) -> None:
         self.faults = faults if faults is not None else FaultPlan()
+        self.sessions = SessionLog()
+        self._client_ids = itertools.count(1)
         self.port: int | None = None
         self.pty_path: str | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -63,11 +70,20 @@ class LineServer:
         """A command is a query when its header ends in '?'."""
         return line.split(" ", 1)[0].endswith("?")
 
-    async def _process(self, line: str) -> str | None:
-        """Run one command through faults and the handler; return the bytes to send, or 'CLOSE' / None."""
+    def _track(self, line: str, client: int) -> None:
+        """Begin or end `client`'s measurement session when the command does."""
+        header = line.split(" ", 1)[0].upper()
+        if header in self.session_begins:
+            self.sessions.begin(client)
+        elif header in self.session_ends:
+            self.sessions.end(client)
+
+    async def _process(self, line: str, client: int = 0) -> str | None:
+        """Run one command of `client` through faults and the handler; return the bytes to send, or 'CLOSE' / None."""
         action = self.faults.decide(self.is_query(line))
         if action == "disconnect":
             return "\0CLOSE"
+        self._track(line, client)
         reply, delay = self.handle(line)
         if reply is None or action == "drop":
             return None
@@ -90,6 +106,7 @@ class LineServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        client = next(self._client_ids)
         try:
             while True:
                 raw = await reader.readline()
@@ -98,7 +115,7 @@ class LineServer:
                 line = raw.decode(errors="replace").strip()
                 if not line:
                     continue
-                out = await self._process(line)
+                out = await self._process(line, client)
                 if out == "\0CLOSE":
                     break
                 if out is not None:
@@ -107,6 +124,7 @@ class LineServer:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
+            self.sessions.end(client)
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
@@ -189,6 +207,7 @@ class ScpiEmulator(LineServer):
     """
 
     name = "counter"
+    session_begins = frozenset({"COUN:TIME", "COUN:COIN?", "COUN:SING?"})
 
     def __init__(
         self,
@@ -318,6 +337,8 @@ class FirmwareEmulator(LineServer):
     """
 
     name = "source"
+    session_begins = frozenset({"PAIR:ON"})
+    session_ends = frozenset({"PAIR:OFF"})
 
     def __init__(
         self,

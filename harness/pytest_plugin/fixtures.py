@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.errors import DeviceError
+from harness.errors import DeviceError, ExitCode
 from harness.pytest_plugin.hooks import state_of
 from harness.pytest_plugin.verdict import VerdictCheck, comparison_or_skip, meet_cause, verdict_of
 
@@ -37,9 +37,17 @@ def device_profile(harness_session: ProfileSession) -> Profile:
     return harness_session.profile
 
 
+def _require_lease(request: pytest.FixtureRequest, harness_session: ProfileSession) -> None:
+    """Stop the run (exit 4, one line) if this run's lease of the bench lapsed: it may no longer measure alone."""
+    why = state_of(request.config).lost_lease(harness_session.loaded.name)
+    if why is not None:
+        pytest.exit(why, returncode=ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture
 def device(request: pytest.FixtureRequest, harness_session: ProfileSession) -> Device:
     """The device under test, opened once per profile and always closed; a build mismatch is an ERROR (once)."""
+    _require_lease(request, harness_session)
     try:
         return harness_session.open_candidate()
     except DeviceError as exc:
@@ -60,17 +68,19 @@ def logical_metric(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def record_metric(harness_session: ProfileSession) -> Callable[[str], Comparison]:
+def record_metric(request: pytest.FixtureRequest, harness_session: ProfileSession) -> Callable[[str], Comparison]:
     """Return the gate's Comparison for a metric: measures the profile's family once, stores it, gates it.
 
     A device fault surfaces here, in setup, so it is a pytest ERROR and never a REGRESSION.
     """
+    _require_lease(request, harness_session)
     return functools.partial(comparison_or_skip, harness_session)
 
 
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest, harness_session: ProfileSession) -> VerdictCheck:
     """The gate's verdict for the test's `metric` (or `logical_metric`), measured at setup time."""
+    _require_lease(request, harness_session)
     metric = request.getfixturevalue("logical_metric" if "logical_metric" in request.fixturenames else "metric")
     state = state_of(request.config)
     return verdict_of(harness_session, metric, state.options, state.causes, request.node)

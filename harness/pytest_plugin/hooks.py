@@ -1,10 +1,12 @@
-"""The plugin's hooks: one HarnessState from the options, tests parametrised by profile, outputs at the end.
+"""The plugin's hooks: one HarnessState from the options, bench leases, tests parametrised by profile, outputs at
+the end.
 
 With no `--device-profile` the hooks only add the options and markers, so unrelated suites are left alone.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,6 +18,7 @@ from harness.pytest_plugin.state import HarnessState
 
 if TYPE_CHECKING:
     from harness.pytest_plugin.scheduler import ProfileScheduling
+    from harness.store import LeaseHolder
 
 STATE_KEY = pytest.StashKey[HarnessState]()
 
@@ -40,7 +43,44 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.option.device_profile:
         session_id = config.workerinput["qharness_session"] if _is_worker(config) else None
-        config.stash[STATE_KEY] = HarnessState(HarnessOptions.from_config(config), session_id)
+        state = HarnessState(HarnessOptions.from_config(config), session_id)
+        config.stash[STATE_KEY] = state
+        if not _is_worker(config) and state.benches():
+            config.pluginmanager.register(BenchLeases(state, config), "qharness-bench-leases")
+
+
+class BenchLeases:
+    """The controlling process's bench leases (an xdist worker never takes one: its controller holds them)."""
+
+    def __init__(self, state: HarnessState, config: pytest.Config) -> None:
+        self.state = state
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Lease every bench under test before anything is measured (and before xdist starts its workers).
+
+        A run that is still waiting when --lease-timeout runs out, or whose store fails while it waits, ends as a
+        usage error (exit 4) on one line.
+        """
+        from harness.store import StoreError
+
+        try:
+            self.state.lease_benches(on_wait=self.tell_waiting)
+        except StoreError as exc:
+            self.state.close()
+            raise pytest.UsageError(str(exc)) from None
+
+    def tell_waiting(self, holder: LeaseHolder) -> None:
+        """Say once (per holder, never per poll) which run holds the bench this run waits for."""
+        timeout = self.state.options.lease_timeout_s
+        line = f"qharness: bench {holder.bench!r} is leased by {holder.describe()}; waiting up to {timeout:g} s"
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+            reporter.flush()
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 @pytest.hookimpl(optionalhook=True)

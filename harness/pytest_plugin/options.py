@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="S",
         help="longest wait, in s, for another run's lease on a bench profile before giving up (default 600)",
     )
+    g.addoption(
+        "--lease-ttl",
+        default="60",
+        metavar="S",
+        help="time-to-live, in s, of this run's bench leases in a PostgreSQL store: a run that dies loses them "
+        "this long after its last heartbeat (default 60)",
+    )
     g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
     g.addoption(
         "--budget", default="standard", metavar="quick|standard|release", help="measurement budget (default: standard)"
@@ -83,6 +91,7 @@ class HarnessOptions:
     baseline_build: str | None
     store_url: StoreURL
     lease_timeout_s: float
+    lease_ttl_s: float
     seed: int
     budget: str
     alpha: float
@@ -108,7 +117,8 @@ class HarnessOptions:
             firmware_build=opt.firmware_build,
             baseline_build=opt.baseline_build,
             store_url=_check_store(opt.results_db),
-            lease_timeout_s=_lease_timeout(opt.lease_timeout),
+            lease_timeout_s=_seconds(opt.lease_timeout, "--lease-timeout", "600", zero_ok=True),
+            lease_ttl_s=_seconds(opt.lease_ttl, "--lease-ttl", "60", zero_ok=False),
             seed=seed,
             budget=opt.budget,
             alpha=alpha,
@@ -136,11 +146,12 @@ def _check_store(target: str | None) -> StoreURL:
         raise pytest.UsageError(f"--results-db: {exc}") from None
 
 
-def _lease_timeout(text: str) -> float:
-    """The --lease-timeout in s: a number >= 0."""
-    value = _parse(text, float, "--lease-timeout", "a number of seconds >= 0, e.g. --lease-timeout 600")
-    if not value >= 0:
-        raise pytest.UsageError(f"--lease-timeout must be >= 0 s, got {text}")
+def _seconds(text: str, option: str, example: str, *, zero_ok: bool) -> float:
+    """A duration option in s: a finite number >= 0 (> 0 unless `zero_ok`)."""
+    bound = ">= 0" if zero_ok else "> 0"
+    value = _parse(text, float, option, f"a number of seconds {bound}, e.g. {option} {example}")
+    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+        raise pytest.UsageError(f"{option} must be a finite number of seconds {bound}, got {text}")
     return value
 
 

@@ -1,12 +1,14 @@
-"""The state of one pytest session: each profile's ProfileSession, the results store and the session recorder.
+"""The state of one pytest session: each profile's ProfileSession, the results store, the bench leases and the
+session recorder.
 
 Nothing here needs pytest: `HarnessState(options)` serves a script as well as the plugin's fixtures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from harness.pytest_plugin.interrupts import TerminateAsInterrupt
@@ -16,7 +18,11 @@ if TYPE_CHECKING:
     from harness.instruments import SessionRecorder
     from harness.profiles import LoadedProfile, Profile
     from harness.session import ProfileSession
-    from harness.store import RunStatus, Store
+    from harness.store import Lease, LeaseHolder, RunStatus, Store
+
+# The kinds that reserve an instrument: a real bench or an emulated one. A stand-in (aer) and a replay of a
+# recorded session touch no instrument, so any number of runs may use them at once.
+LEASED_KINDS = ("bench",)
 
 
 class HarnessState:
@@ -33,6 +39,8 @@ class HarnessState:
         self._terminate = TerminateAsInterrupt()
         # Each (profile, failure cause) met in the session -> the first test that met it (reported once, then skipped).
         self.causes: dict[tuple[str, str], str] = {}
+        self.leases: dict[str, Lease] = {}
+        self._held = contextlib.ExitStack()
 
     @property
     def profiles(self) -> Mapping[str, LoadedProfile]:
@@ -73,6 +81,48 @@ class HarnessState:
             self._store.install_abort_handler()
         return self._store
 
+    def benches(self) -> list[str]:
+        """The profiles under test that reserve a bench (kind bench), in the order their leases are taken."""
+        return sorted(name for name in self.profiles if self.effective(name).kind in LEASED_KINDS)
+
+    def lease_benches(self, on_wait: Callable[[LeaseHolder], None] | None = None) -> None:
+        """Take the exclusive lease of every bench under test, waiting up to --lease-timeout for each.
+
+        Sorted order, so two runs that share benches never wait for each other in a cycle. A LeaseTimeoutError,
+        an interrupt or any other error gives back the leases already taken before it propagates.
+        """
+        opts = self.options
+        try:
+            for name in self.benches():
+                lease = self.store.lease(
+                    name,
+                    ttl_s=opts.lease_ttl_s,
+                    timeout_s=opts.lease_timeout_s,
+                    run_id=self.session_id,
+                    on_wait=on_wait,
+                )
+                self.leases[name] = self._held.enter_context(lease)
+        except BaseException:
+            self.release_leases()
+            raise
+
+    def lost_lease(self, name: str) -> str | None:
+        """Why this run may no longer measure bench `name` exclusively (its lease lapsed), else None."""
+        from harness.store import LeaseLostError
+
+        lease = self.leases.get(name)
+        try:
+            if lease is not None:
+                lease.check()
+        except LeaseLostError as exc:
+            return str(exc)
+        return None
+
+    def release_leases(self) -> None:
+        """Give back every bench lease this run holds (safe to call again)."""
+        self.leases.clear()
+        self._held.close()
+
     def session(self, name: str) -> ProfileSession:
         """The ProfileSession of one profile, created on first use."""
         if name not in self.sessions:
@@ -106,8 +156,10 @@ class HarnessState:
             self._recorder = None
 
     def close(self) -> None:
-        """Finish the sessions and close the store; safe to call again."""
+        """Finish the sessions, give back the bench leases and close the store; safe to call again."""
         self.finish()
+        # Only once every device is closed and every run finished: the next run may measure the bench from here.
+        self.release_leases()
         if self._store is not None:
             self._store.uninstall_abort_handler()
             self._store.close()

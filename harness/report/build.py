@@ -22,6 +22,7 @@ from harness.report.data import (
     release_verdict,
     verdict_counts,
 )
+from harness.report.fleet import FleetMatrix, collect_fleet, fleet_markdown, fleet_view, profile_slug
 from harness.report.plots import VERDICT_COLOURS, density_svg, logical_svg, plob_svg, trend_png, trend_svg
 from harness.report.provenance import baseline_source_text, provenance_rows
 from harness.report.scope import collect_release
@@ -164,7 +165,7 @@ def _env() -> Environment:
 
 def _profile_view(r: ProfileReport) -> dict[str, Any]:
     """Return the template view of one profile, with its plots as inline SVG."""
-    slug = r.profile.replace(" ", "-")
+    slug = profile_slug(r.profile)
     return {
         "name": r.profile,
         "slug": slug,
@@ -189,10 +190,24 @@ def _profile_view(r: ProfileReport) -> dict[str, Any]:
     }
 
 
-def render_html(release: str, reports: list[ProfileReport], generated_at: str, skipped: list[str]) -> str:
-    """Return the self-contained HTML of a release report."""
+def _fleet(fleet: FleetMatrix | None, reports: list[ProfileReport]) -> dict | None:
+    """Return the view of the fleet matrix (None without one); cells of the reported runs link to their sections."""
+    if fleet is None:
+        return None
+    return fleet_view(fleet, {r.profile: r.run.id for r in reports}, VERDICT_SYMBOLS)
+
+
+def render_html(
+    release: str,
+    reports: list[ProfileReport],
+    generated_at: str,
+    skipped: list[str],
+    fleet: FleetMatrix | None = None,
+) -> str:
+    """Return the self-contained HTML of a release report (with the fleet matrix when given)."""
     template = _env().get_template("report.html.j2")
     return template.render(
+        fleet=_fleet(fleet, reports),
         release=release,
         generated_at=generated_at,
         verdict=release_verdict(reports),
@@ -215,8 +230,10 @@ def _md_verdict(verdict: str, symbol: str) -> str:
     return f"{symbol} **{verdict}**" if verdict == "REGRESSION" else f"{symbol} {verdict}"
 
 
-def render_markdown(release: str, reports: list[ProfileReport], skipped: list[str]) -> str:
-    """Return GitHub-flavoured Markdown: headline, a table per profile, and every regression named."""
+def render_markdown(
+    release: str, reports: list[ProfileReport], skipped: list[str], fleet: FleetMatrix | None = None
+) -> str:
+    """Return GitHub-flavoured Markdown: headline, the fleet matrix, a table per profile, every regression named."""
     verdict = release_verdict(reports)
     counts = verdict_counts(reports)
     lines = [
@@ -230,6 +247,9 @@ def render_markdown(release: str, reports: list[ProfileReport], skipped: list[st
         lines += [f"### Regressions ({len(regs)})", ""] + [f"- {_md_cell(line)}" for line in regs] + [""]
     else:
         lines += ["No regressions.", ""]
+    view = _fleet(fleet, reports)
+    if view is not None:
+        lines += fleet_markdown(view, _md_cell)
     for r in reports:
         base = f" vs baseline `{r.baseline_build}`" if r.baseline_build else ""
         lines += [
@@ -295,13 +315,14 @@ def build_report(
     """Write index.html, summary.md and summary.json of a release into `out_dir`; return paths and headline."""
     t0 = time.perf_counter()
     reports, skipped = collect_release(store, release, profiles, builds)
+    fleet = collect_fleet(store, {r.profile: r.run.build for r in reports}, builds)
     out = Path(out_dir)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     html, md, js = _write(
         out,
         {
-            "index.html": render_html(release, reports, generated, skipped),
-            "summary.md": render_markdown(release, reports, skipped),
+            "index.html": render_html(release, reports, generated, skipped, fleet),
+            "summary.md": render_markdown(release, reports, skipped, fleet),
             "summary.json": json.dumps([json_ready(r.summary) for r in reports], indent=2) + "\n",
         },
     )
