@@ -101,3 +101,4 @@ async def _serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         print(f"stopped; faults injected: {emulators.injected() or 'none'}", file=sys.stderr, flush=True)
+        print(f"measurement sessions: {emulators.sessions()} (overlaps: {emulators.overlaps()})", file=sys.stderr)

@@ -203,6 +203,7 @@ def run(
         # A stop that pytest reported itself (exit 2 on a collection error) needs no second line; no report of it.
         if result.interrupted or result.returncode < 0:
             typer.echo(_stopped_line(result, outcome, report), err=True)
-    elif report and url.exists():
+    elif report and url.exists() and code in (ExitCode.OK, ExitCode.REGRESSION):
+        # A usage error (a bench still leased, a bad option) measured nothing: a report would show older runs.
         _write_report(url, build, names, report)
     raise typer.Exit(code)
