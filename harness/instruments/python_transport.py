@@ -32,15 +32,16 @@ FIELD_TYPES: dict[str, type] = {"seconds": float, "channel": int}
 CLOSE_TIMEOUT_S = 1.0
 
 
-def translate(exc: BaseException, what: str) -> BaseException:
-    """The typed instrument fault that a driver's exception during `what` stands for."""
+def translate(exc: BaseException, what: str = "") -> BaseException:
+    """The typed instrument fault that a driver's exception stands for, its message after `what` if given."""
     if isinstance(exc, InstrumentError) or not isinstance(exc, Exception):
         return exc
+    prefix = f"{what}: " if what else ""
     if isinstance(exc, TimeoutError):
-        return InstrumentTimeout(f"{what}: {one_line(exc)}")
+        return InstrumentTimeout(f"{prefix}{one_line(exc)}")
     if isinstance(exc, (OSError, EOFError)):
-        return InstrumentDisconnected(f"{what}: {one_line(exc)}")
-    return InstrumentProtocolError(f"{what}: driver raised {one_line(exc)}")
+        return InstrumentDisconnected(f"{prefix}{one_line(exc)}")
+    return InstrumentProtocolError(f"{prefix}driver raised {one_line(exc)}")
 
 
 def parse_line(line: str) -> tuple[str, dict[str, Any]]:
@@ -99,16 +100,17 @@ class _Worker:
                 box["error"] = exc
             done.set()
 
-    def call(self, fn: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    def call(self, fn: Callable[[], Any], timeout_s: float, what: str = "") -> Any:
         """Run `fn` on the worker; its value, or its exception translated; InstrumentTimeout after `timeout_s`."""
+        prefix = f"{what}: " if what else ""
         if self.stuck:
-            raise InstrumentDisconnected(f"{what}: the driver is still busy with a call that timed out")
+            raise InstrumentDisconnected(f"{prefix}the driver is still busy with a call that timed out")
         box: dict[str, Any] = {}
         done = threading.Event()
         self._jobs.put((fn, box, done))
         if not done.wait(timeout_s):
             self.stuck = True
-            raise InstrumentTimeout(f"{what}: no answer within {round(timeout_s, 3)} s")
+            raise InstrumentTimeout(f"{prefix}no answer within {round(timeout_s, 3)} s")
         if "error" in box:
             raise translate(box["error"], what) from box["error"]
         return box["value"]
@@ -168,7 +170,7 @@ class PythonTransport:
         method = getattr(self._driver, "identify" if name == "*IDN" else name, None)
         if not callable(method):
             raise InstrumentConfigError(f"{self.description} has no method {name!r} (command {line!r})")
-        return self._worker.call(lambda: method(**kwargs), timeout_s, name)
+        return self._worker.call(lambda: method(**kwargs), timeout_s)
 
     def write(self, text: str, timeout_s: float) -> None:
         """Call the method of a command line; its return value is ignored."""

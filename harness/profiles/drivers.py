@@ -143,9 +143,10 @@ def driver_commands(ref: str, options: Mapping[str, Any], role: str | None) -> d
                     "(see docs/drivers.md)",
                     key="options",
                 )
+            where = "" if ":" in ref else f" ({cls.__module__}:{cls.__qualname__})"
             raise DriverError(
-                f"driver {ref!r} ({cls.__module__}:{cls.__qualname__}) has no method {missing[0]!r}; "
-                f"a {role} driver implements {needs} (see docs/drivers.md)"
+                f"driver {ref!r}{where} has no method {missing[0]!r}; a {role} driver implements {needs} "
+                "(see docs/drivers.md)"
             )
     found |= ANSWERED_BY_TRANSPORT & set(commands)
     return {name: template(name, commands[name]) for name in sorted(found)}

@@ -3,7 +3,8 @@
 Profiles name these classes as `test_drivers_plugin:PhysicsCounter` etc. (with this directory on the path). The
 three instruments of one bench share its state (source on or off, analyser bases, prepared input) by the `bench`
 option, as the instruments of a real bench share the photons. `fault` injects one fault into one method:
-{"method": name, "kind": timeout | exception | oserror | refused | garbage | none-value | negative, "rate": p (default 1)}.
+{"method": name, "kind": timeout | exception | oserror | refused | garbage | none-value | negative, "rate": p}
+(rate 1 unless given).
 """
 
 from __future__ import annotations
