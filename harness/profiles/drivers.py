@@ -139,13 +139,13 @@ def driver_commands(ref: str, options: Mapping[str, Any], role: str | None) -> d
             needs = ", ".join(sorted(set(BENCH_COMMANDS[role]) - ANSWERED_BY_TRANSPORT))
             if hasattr(cls, METHODS_HOOK):
                 raise DriverError(
-                    f"the options of driver {ref!r} provide no {missing[0]!r}; a {role} needs {needs} "
+                    f"the options of driver {ref!r} provide no {missing[0]!r}; bench.{role} needs {needs} "
                     "(see docs/drivers.md)",
                     key="options",
                 )
             where = "" if ":" in ref else f" ({cls.__module__}:{cls.__qualname__})"
             raise DriverError(
-                f"driver {ref!r}{where} has no method {missing[0]!r}; a {role} driver implements {needs} "
+                f"driver {ref!r}{where} has no method {missing[0]!r}; a driver of bench.{role} implements {needs} "
                 "(see docs/drivers.md)"
             )
     found |= ANSWERED_BY_TRANSPORT & set(commands)

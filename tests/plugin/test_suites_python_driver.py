@@ -130,7 +130,7 @@ def test_faults_during_measurement_are_retried_or_errors_never_regressions(tmp_p
         (
             {"counter": "NoSinglesCounter"},
             "bench.counter.driver",
-            "has no method 'singles'; a counter driver implements coincidences, set_integration, singles",
+            "has no method 'singles'; a driver of bench.counter implements coincidences, set_integration, singles",
         ),
         (
             {"analyzers": "WrongSignatureAnalyzers"},
