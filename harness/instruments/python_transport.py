@@ -141,9 +141,12 @@ class PythonTransport:
         worker = _Worker(self.driver_ref)
         try:
             self._driver = worker.call(lambda: cls(**self.options), timeout_s, f"cannot connect to {self.description}")
+        except InstrumentConfigError:
+            worker.stop()
+            raise  # the driver says its configuration cannot work: retrying will not help
         except InstrumentError as exc:
             worker.stop()
-            # Whatever the constructor did (refused, timed out, raised), the instrument cannot be reached.
+            # Whatever else the constructor did (refused, timed out, raised), the instrument cannot be reached.
             raise InstrumentDisconnected(str(exc)) from exc
         self._worker = worker
 
