@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from harness.devices.bench import BenchDevice
+from harness.errors import FlashError
 from harness.instruments import (
     Instrument,
     InstrumentConfigError,
@@ -21,7 +24,7 @@ from harness.instruments import (
 )
 from harness.instruments.drivers import PROTOCOLS
 from harness.instruments.python_transport import format_reply, parse_line, translate
-from harness.profiles import Bench
+from harness.profiles import Bench, load_profile
 from harness.profiles import Instrument as InstrumentBlock
 from harness.profiles.checks import BENCH_COMMANDS
 from harness.profiles.drivers import ANSWERED_BY_TRANSPORT, ENTRY_POINT_GROUP, DriverError, load_driver
@@ -242,3 +245,29 @@ def test_a_driver_registered_as_an_entry_point_is_found_by_name(tmp_path: Path, 
     assert load_driver("acme-counter") is PhysicsCounter
     with pytest.raises(DriverError, match=r"driver 'acme-broken' \(acme_missing_sdk:Tagger\) cannot be loaded: "):
         load_driver("acme-broken")
+
+
+@pytest.mark.parametrize("command", ["load_firmware build={build}", "load_firmware? build={build}"])
+def test_a_python_source_flashes_through_a_driver_method(tmp_path: Path, command: str):
+    options = {**OPTIONS, "bench": f"flash-{command}"}
+    bench = {
+        role: {"transport": "python", "driver": f"{PLUGIN}:{cls}", "options": options}
+        for role, cls in (("source", "PhysicsSource"), ("counter", "PhysicsCounter"), ("analyzers", "PhysicsAnalyzers"))
+    }
+    path = tmp_path / "flash.yaml"
+    body = {"name": "flash", "extends": "bench-emulated", "bench": {**bench, "decoder": None}}
+    path.write_text(yaml.safe_dump({**body, "firmware": {"build": "2.4.0", "flash": {"command": command}}}))
+    device = BenchDevice(load_profile(path).effective("2.4.0"), "2.4.0")
+    try:
+        device.flash("2.5.0-rc1")
+        assert device.identify().build == "2.5.0-rc1"
+        source = device.source.transport._driver
+        assert source.state.model.params.visibility == pytest.approx(0.955)  # the rc1 physics is served
+        if command.startswith("load_firmware?"):  # a query: its ERR reply fails the flash at once
+            with pytest.raises(FlashError, match=r"the source replied \"ERR unknown build '9\.9\.9'\""):
+                device.flash("9.9.9")
+        else:  # a write: judged by the build the source reports afterwards
+            with pytest.raises(FlashError, match=r"left the source reporting build '2\.5\.0-rc1'"):
+                device.flash("9.9.9")
+    finally:
+        device.close()

@@ -18,7 +18,7 @@ import numpy as np
 from harness.emulators.model import LinkModel, LinkParameters
 from harness.instruments.drivers import AnalyzerDriver, CounterDriver, SourceDriver
 from harness.physics.link import sample_singles
-from harness.profiles import load_profile
+from harness.profiles import ProfileError, load_profile
 
 # A hung vendor call is simulated by a wait this long (the harness abandons it after its timeout).
 HANG_S = 30.0
@@ -64,6 +64,7 @@ class _Faulty:
 
     def __init__(self, bench: str, physics: str, build: str, seed: int = 0, fault: dict | None = None) -> None:
         self.fault = dict(fault or {})
+        self.physics = physics
         self.state = bench_state(bench, physics, build, seed)
         self._rng = np.random.default_rng(seed + 1)
         self._inject("__init__")
@@ -103,6 +104,16 @@ class PhysicsSource(_Faulty):
     def disable(self) -> None:
         self._inject("disable")
         self.state.source_on = False
+
+    def load_firmware(self, build: str) -> str:
+        """Flash `build` (the profile's firmware.flash.command): the bench then serves that build's physics."""
+        self._inject("load_firmware")
+        try:
+            profile = load_profile(self.physics).effective(build)
+        except ProfileError:
+            return f"ERR unknown build {build!r}"
+        self.state.model, self.state.build = LinkModel(LinkParameters.from_profile(profile)), build
+        return f"OK {build}"
 
 
 class PhysicsCounter(_Faulty):
