@@ -7,6 +7,7 @@ as a usage error (exit 4) naming the profile key.
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,34 @@ def test_a_driver_module_that_cannot_be_imported_is_a_usage_error(tmp_path: Path
     assert len(named) == 1, out
     assert "cannot import driver module 'vendor_tagger_sdk.api' (ModuleNotFoundError: No module named " in named[0]
     assert "install the package that provides it" in named[0] and "Traceback" not in out
+
+
+def qcodes_profile(tmp: Path, **counter_parameters) -> Path:
+    """A profile whose instruments are QCoDeS's simulated ones (tests/instruments/test_drivers_qcodes.py)."""
+    pytest.importorskip("qcodes", reason="QCoDeS is not installed (pip install 'qharness[qcodes]')")
+    pytest.importorskip("pyvisa_sim", reason="pyvisa-sim is not installed (pip install 'qharness[qcodes]')")
+    sys.path.insert(0, str(PLUGIN_DIR))
+    from test_drivers_qcodes import STATION, qcodes_bench
+
+    station = tmp / "station.yaml"
+    station.write_text(yaml.safe_dump(STATION))
+    # The Lakeshore sim's temperature readings (100.0 each) stand for the four coincidence counts.
+    counts = [f"ls336.{ch}.temperature" for ch in "ABCD"]
+    return profile_file(tmp, qcodes_bench(station, coincidences=counts, **counter_parameters))
+
+
+def test_the_suites_run_on_qcodes_simulated_instruments(tmp_path: Path):
+    code, summary, out = run_suites(tmp_path, qcodes_profile(tmp_path), "MOCKFW", "-k", "bell_state")
+    assert code == 0 and "Traceback" not in out, out
+    metrics = {m["name"]: m for m in summary["metrics"]}
+    assert {m["verdict"] for m in metrics.values()} == {"NO_BASELINE"}, out
+    # Four equal counts in every setting: the maximally mixed state, fidelity 1/4 with Phi+.
+    assert metrics["bell_fidelity"]["value"] == pytest.approx(0.25, abs=1e-9)
+
+
+def test_a_qcodes_option_that_cannot_work_is_a_usage_error(tmp_path: Path):
+    profile = qcodes_profile(tmp_path, singles=["ls336.A.sensor_raw", "tagger.singles_b"])
+    code, summary, out = run_suites(tmp_path, profile, "MOCKFW")
+    named = [line for line in out.splitlines() if "bench.counter.options" in line]
+    assert code == 4 and not summary and len(named) == 1, out
+    assert "qcodes options: instrument 'tagger' is not in station" in named[0]
