@@ -196,3 +196,22 @@ def test_a_qcodes_option_that_cannot_work_is_a_usage_error(tmp_path: Path):
     named = [line for line in out.splitlines() if "bench.counter.options" in line]
     assert code == 4 and not summary and len(named) == 1, out
     assert "qcodes options: instrument 'tagger' is not in station" in named[0]
+
+
+def test_a_recorded_python_session_replays_to_identical_metrics(tmp_path: Path):
+    cassette = tmp_path / "session.jsonl"
+    bench = python_bench("2.4.0", 5)
+    selection = ("-k", "bell_state or entanglement_rate")
+    code, live, out = run_suites(
+        tmp_path, profile_file(tmp_path, bench), "2.4.0", *selection, "--record-session", str(cassette)
+    )
+    assert code == 0, out
+    assert '"command": "set_basis arm=A basis=X"' in cassette.read_text()
+    replay = tmp_path / "replay" / "python-bench.yaml"
+    replay.parent.mkdir()
+    body = {"name": "python-bench", "extends": "bench-emulated", "kind": "replay", "bench": bench}
+    replay.write_text(yaml.safe_dump({**body, "replay": {"cassette": str(cassette)}}))
+    code, replayed, out = run_suites(tmp_path, replay, "2.4.0", *selection)
+    assert code == 0, out
+    values = {m["name"]: (m["value"], m["ci_low"], m["ci_high"]) for m in live["metrics"]}
+    assert values == {m["name"]: (m["value"], m["ci_low"], m["ci_high"]) for m in replayed["metrics"]}
