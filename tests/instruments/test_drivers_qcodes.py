@@ -1,8 +1,9 @@
 """The QCoDeS adapter (`driver: qcodes`) against QCoDeS's own simulated instruments (pyvisa-sim YAML in qcodes).
 
-The bench: a Yokogawa GS200 as the pair source (output on/off, IDN), a Lakeshore 336 as the counter (its four
-output setpoints hold the four coincidence counts, its raw sensor readings the singles, its ramp rate the
-integration time), and two R&S SGS100A generators as the analysers of arms A and B (the phase is the basis).
+The bench: a Yokogawa GS200 as the pair source (output on/off, IDN), a Lakeshore 336 and a third generator as the
+counter (sensor readings and the generator's phase stand for the four counts, raw sensor readings for the singles,
+its power for the integration time), and two R&S SGS100A generators as the analysers of arms A and B (the phase is
+the basis). They run under QCoDeS 0.50 (the extra's lower bound) and under the newest QCoDeS alike.
 """
 
 import logging
@@ -46,19 +47,21 @@ STATION = {
                 "address": f"GPIB::{i}::INSTR",
                 "init": {"pyvisa_sim_file": f"{SIMS}:RSSGS100A.yaml"},
             }
-            for i, arm in ((1, "a"), (2, "b"))
+            for i, arm in ((1, "a"), (2, "b"), (3, "gate"))
         },
     }
 }
 BASIS_PHASE = {"X": 0.0, "Y": 90.0, "Z": 180.0}
-COUNTS = [120, 7, 9, 115]
+# Readings standing for the four counts: two sensor readings of the sims (fixed) and a phase the test sets.
+COUNT_PARAMETERS = ["ls336.A.temperature", "sgs_gate.phase", "ls336.A.sensor_raw", "ls336.B.temperature"]
+COUNTS = [100, 37, 101, 100]
 
 
 def qcodes_bench(station: Path, **counter_parameters) -> dict:
     """The bench block: three python instruments on one QCoDeS station."""
     counter = {
-        "set_integration": {"parameter": "ls336.output_1.setpoint_ramp_rate", "scale": 10.0},
-        "coincidences": [f"ls336.output_{i}.setpoint" for i in range(1, 5)],
+        "set_integration": {"parameter": "sgs_gate.power", "scale": 10.0},
+        "coincidences": COUNT_PARAMETERS,
         "singles": ["ls336.A.sensor_raw", "ls336.B.sensor_raw"],
         **counter_parameters,
     }
@@ -105,11 +108,10 @@ def test_the_bench_measures_through_qcodes_parameters(device: BenchDevice):
     assert find("gs200").output() == "on"  # enable
     identity = device.identify()
     assert identity.build == "MOCKFW" and "QCoDeS Yokogawa Mock,GS200" in identity.detail
-    for i, n in enumerate(COUNTS, start=1):
-        getattr(find("ls336"), f"output_{i}").setpoint(n)
+    find("sgs_gate").phase(37.0)
     tomography = device.bell_tomography(0.05)
     assert tomography.counts.tolist() == [COUNTS] * 9
-    assert find("ls336").output_1.setpoint_ramp_rate() == pytest.approx(0.5)  # 0.05 s x scale 10
+    assert find("sgs_gate").power() == pytest.approx(0.5)  # 0.05 s x scale 10
     assert (find("sgs_a").phase(), find("sgs_b").phase()) == (BASIS_PHASE["Z"], BASIS_PHASE["Z"])  # last: ZZ
     rate = device.coincidences(0.2)
     assert (rate.singles_a, rate.singles_b, rate.coincidences) == (101, 101, sum(COUNTS))
@@ -118,7 +120,7 @@ def test_the_bench_measures_through_qcodes_parameters(device: BenchDevice):
 
 def test_a_reply_qcodes_cannot_parse_is_a_protocol_fault_naming_the_instrument(tmp_path: Path, station: Path):
     # The GS200 sim answers its voltage query with 'ERROR', as a confused instrument would.
-    coincidences = ["ls336.output_1.setpoint", "ls336.output_2.setpoint", "ls336.output_3.setpoint", "gs200.voltage"]
+    coincidences = [*COUNT_PARAMETERS[:3], "gs200.voltage"]
     dev = BenchDevice(profile_of(tmp_path, qcodes_bench(station, coincidences=coincidences)), "MOCKFW")
     try:
         with pytest.raises(InstrumentProtocolError) as info:

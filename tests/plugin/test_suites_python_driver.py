@@ -67,43 +67,34 @@ def test_python_bench_gives_the_aer_verdicts(tmp_path: Path):
     assert {n for n, v in _verdicts(bad).items() if v == "REGRESSION"} == DEGRADED, _verdicts(bad)
 
 
-@pytest.mark.parametrize(
-    ("role", "fault", "cause"),
-    [
-        (
-            "source",
-            {"method": "__init__", "kind": "refused"},
-            "source: cannot connect to python driver "
-            "test_drivers_plugin:PhysicsSource: ConnectionRefusedError: [Errno 111] Connection refused",
-        ),
-        (
-            "source",
-            {"method": "identify", "kind": "timeout"},
-            "source: identify failed after 1 retries: no answer within 0.3 s",
-        ),
-        (
-            "source",
-            {"method": "identify", "kind": "exception"},
-            "source: identify failed after 1 retries: driver raised RuntimeError: vendor API error 0x1F in identify",
-        ),
-        (
-            "source",
-            {"method": "identify", "kind": "garbage"},
-            "source: identify failed after 1 retries: expected a non-empty printable reply, got '\\x07\\x00'",
-        ),
-        (
-            "source",
-            {"method": "firmware_build", "kind": "none-value"},
-            "source: firmware_build failed after 1 retries: expected a firmware build like 2.4.0, got ''",
-        ),
-    ],
-    ids=["refused", "timeout", "exception", "garbage", "none-value"],
-)
-def test_a_driver_fault_is_one_error(tmp_path: Path, role: str, fault: dict, cause: str):
-    bench = python_bench("2.4.0", 0, faults={role: fault}, timeout_s=0.3, retries=1, backoff_s=0.0)
+# Faults of the pair source, which is opened first: each ends the run at once with one cause.
+SOURCE_FAULTS = {
+    "refused": (
+        "__init__",
+        "cannot connect to python driver test_drivers_plugin:PhysicsSource: "
+        "ConnectionRefusedError: [Errno 111] Connection refused",
+    ),
+    "timeout": ("identify", "identify failed after 1 retries: no answer within 0.3 s"),
+    "exception": (
+        "identify",
+        "identify failed after 1 retries: driver raised RuntimeError: vendor API error 0x1F in identify",
+    ),
+    "garbage": ("identify", "identify failed after 1 retries: expected a non-empty printable reply, got '\\x07\\x00'"),
+    "none-value": (
+        "firmware_build",
+        "firmware_build failed after 1 retries: expected a firmware build like 2.4.0, got ''",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(SOURCE_FAULTS))
+def test_a_driver_fault_is_one_error(tmp_path: Path, kind: str):
+    method, cause = SOURCE_FAULTS[kind]
+    fault = {"method": method, "kind": kind}
+    bench = python_bench("2.4.0", 0, faults={"source": fault}, timeout_s=0.3, retries=1, backoff_s=0.0)
     # pytest's short summary is kept to failures and errors: it would list every skipped test's reason (-ra).
     code, summary, out = run_suites(tmp_path, profile_file(tmp_path, bench), "2.4.0", "-r", "fE")
-    assert_one_cause(code, summary, out, cause)
+    assert_one_cause(code, summary, out, f"source: {cause}")
 
 
 def test_faults_during_measurement_are_retried_or_errors_never_regressions(tmp_path: Path):
