@@ -21,7 +21,6 @@ are typed by the transport.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,8 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.instruments.errors import InstrumentConfigError, InstrumentDisconnected, InstrumentTimeout
 
-if importlib.util.find_spec("qcodes") is None:
-    raise ImportError("QCoDeS is not installed; install it with pip install 'qharness[qcodes]'")
+try:
+    # Imported with the driver class (when the profile is checked), not when it connects: importing QCoDeS takes
+    # seconds, which would otherwise count against the instrument's connection timeout.
+    import qcodes
+except ImportError as exc:
+    raise ImportError(f"QCoDeS is not installed ({exc}); install it with pip install 'qharness[qcodes]'") from None
 
 PATH = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$"
 ParameterPath = Annotated[str, Field(pattern=PATH, description="'instrument.parameter' or 'instrument.sub.parameter'")]
@@ -139,8 +142,6 @@ class _Stations:
         self._open: dict[Path, tuple[Any, int]] = {}
 
     def acquire(self, path: Path) -> Any:
-        import qcodes
-
         with self._lock:
             station, users = self._open.get(path, (None, 0))
             if station is None:

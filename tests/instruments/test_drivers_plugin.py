@@ -26,17 +26,26 @@ HANG_S = 30.0
 
 @dataclass
 class BenchState:
-    """What the instruments of one emulated bench share."""
+    """What the instruments of one emulated bench share; the physics is loaded at the first integration."""
 
-    model: LinkModel
+    physics: str
     build: str
     rng: np.random.Generator
+    _model: LinkModel | None = None
     source_on: bool = False
     bases: dict[str, str] = field(default_factory=lambda: {"A": "Z", "B": "Z"})
     prepared: str | None = None
     integration_s: float = 1.0
     singles: tuple[int, int] | None = None
     calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def model(self) -> LinkModel:
+        """The link model of profile `physics` at `build` (loaded here, not when an instrument connects, so a
+        short connection timeout in a fault test does not race the profile's loading)."""
+        if self._model is None:
+            self._model = LinkModel(LinkParameters.from_profile(load_profile(self.physics).effective(self.build)))
+        return self._model
 
 
 _BENCHES: dict[str, BenchState] = {}
@@ -53,9 +62,7 @@ def bench_state(bench: str, physics: str, build: str, seed: int) -> BenchState:
     """The shared state of bench `bench`: the physics of profile `physics` at `build`, counts seeded by `seed`."""
     with _LOCK:
         if bench not in _BENCHES:
-            profile = load_profile(physics).effective(build)
-            model = LinkModel(LinkParameters.from_profile(profile))
-            _BENCHES[bench] = BenchState(model, build, np.random.default_rng(seed))
+            _BENCHES[bench] = BenchState(physics, build, np.random.default_rng(seed))
         return _BENCHES[bench]
 
 
@@ -64,7 +71,6 @@ class _Faulty:
 
     def __init__(self, bench: str, physics: str, build: str, seed: int = 0, fault: dict | None = None) -> None:
         self.fault = dict(fault or {})
-        self.physics = physics
         self.state = bench_state(bench, physics, build, seed)
         self._rng = np.random.default_rng(seed + 1)
         self._inject("__init__")
@@ -109,10 +115,10 @@ class PhysicsSource(_Faulty):
         """Flash `build` (the profile's firmware.flash.command): the bench then serves that build's physics."""
         self._inject("load_firmware")
         try:
-            profile = load_profile(self.physics).effective(build)
+            load_profile(self.state.physics).effective(build)
         except ProfileError:
             return f"ERR unknown build {build!r}"
-        self.state.model, self.state.build = LinkModel(LinkParameters.from_profile(profile)), build
+        self.state.build, self.state._model = build, None
         return f"OK {build}"
 
 

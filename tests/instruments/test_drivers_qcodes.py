@@ -73,7 +73,8 @@ def qcodes_bench(station: Path, **counter_parameters) -> dict:
     }
     analyzers = {"set_basis": {arm: {"parameter": f"sgs_{arm.lower()}.phase", "values": BASIS_PHASE} for arm in "AB"}}
     roles = {"source": source, "counter": counter, "analyzers": analyzers}
-    block = {"timeout_s": 2.0, "retries": 1, "backoff_s": 0.0, "decoder": None}
+    # Connecting loads every instrument of the station: on a loaded machine that can take seconds.
+    block = {"timeout_s": 15.0, "retries": 1, "backoff_s": 0.0, "decoder": None}
     for role, parameters in roles.items():
         options = {"station": str(station), "parameters": parameters}
         block[role] = {"transport": "python", "driver": "qcodes", "options": options}
