@@ -1,4 +1,4 @@
-"""Lab instruments over VISA (pyvisa) and serial (pyserial): retries, reconnects, typed faults, recording."""
+"""Lab instruments over VISA (pyvisa), serial (pyserial) or Python driver plugins: retries, typed faults, recording."""
 
 from harness.instruments.errors import (
     InstrumentConfigError,
@@ -16,6 +16,7 @@ from harness.instruments.instrument import (
     nonneg_ints,
     parse_scpi_error,
 )
+from harness.instruments.python_transport import PythonTransport
 from harness.instruments.recorder import SessionRecorder
 from harness.instruments.transports import SerialTransport, Transport, VisaTransport
 
@@ -30,6 +31,7 @@ __all__ = [
     "InstrumentStats",
     "InstrumentTimeout",
     "NotSupportedError",
+    "PythonTransport",
     "SerialTransport",
     "SessionRecorder",
     "Transport",

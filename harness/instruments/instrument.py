@@ -18,6 +18,7 @@ from harness.instruments.errors import (
     InstrumentProtocolError,
     InstrumentTimeout,
 )
+from harness.instruments.python_transport import PythonTransport
 from harness.instruments.recorder import SessionRecorder
 from harness.instruments.transports import SerialTransport, Transport, VisaTransport
 
@@ -51,6 +52,8 @@ class InstrumentSpec:
     def make_transport(self) -> Transport:
         """Return a fresh transport for this instrument."""
         b = self.block
+        if b.transport == "python":
+            return PythonTransport(str(b.driver), b.options)
         if b.transport == "serial":
             return SerialTransport(
                 str(b.url),

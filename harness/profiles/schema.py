@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harness.metrics import LOGICAL_PREFIXES, REGISTRY, Tolerance, is_known_metric, parse_code
 from harness.profiles.checks import (
@@ -16,6 +16,7 @@ from harness.profiles.checks import (
     raise_first,
     template_problem,
 )
+from harness.profiles.drivers import DriverError, driver_commands
 from harness.profiles.messages import custom_error, suggest
 from harness.profiles.tomography import Tomography
 
@@ -267,22 +268,42 @@ class AerOptions(_Model):
 
 
 class Instrument(_Model):
-    """One bench instrument: how to reach it and its command templates."""
+    """One bench instrument: how to reach it and its command templates (or, for transport python, its driver)."""
 
-    transport: Literal["serial", "visa"]
+    transport: Literal["serial", "visa", "python"]
     url: str | None = Field(default=None, description="serial: any pyserial URL or device path")
     resource: str | None = Field(default=None, description="visa: any VISA resource string")
+    driver: str | None = Field(
+        default=None,
+        min_length=1,
+        description="python: 'package.module:Class' or a name registered under the entry-point group "
+        "qharness.drivers (docs/drivers.md)",
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="python: keyword arguments of the driver")
     baudrate: Annotated[int, Field(gt=0)] = 115200
     backend: str = "@py"
     read_termination: str = Field(default="\n", min_length=1, description='end of each reply, e.g. "\\n"')
     write_termination: str = Field(default="\n", min_length=1, description="end of each command")
     timeout_s: Positive | None = None
     retries: Annotated[int, Field(ge=0)] | None = None
-    commands: dict[str, str] = Field(default_factory=dict, description="command name -> template string")
+    commands: dict[str, str] = Field(
+        default_factory=dict, description="command name -> template string (python: from the driver's methods)"
+    )
 
     @model_validator(mode="after")
-    def _address(self) -> Instrument:
+    def _address(self, info: ValidationInfo) -> Instrument:
         raise_first(instrument_issues(self.model_dump()))
+        if self.transport != "python":
+            if self.driver is not None:
+                raise custom_error("'driver' is for transport python; set transport: python or remove it", "driver")
+            return self
+        if self.driver is None:
+            raise custom_error("a python instrument needs 'driver': 'package.module:Class' or a registered name")
+        try:
+            # The role is the Bench field holding this block; a python driver's methods are its commands.
+            self.commands = driver_commands(self.driver, self.options, info.field_name)
+        except DriverError as exc:
+            raise custom_error(str(exc), exc.key) from None
         return self
 
 
