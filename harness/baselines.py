@@ -15,7 +15,7 @@ them counts, so a repeated simulation never poses as independent evidence of a s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
@@ -148,18 +148,33 @@ def pooled_baseline(
 ) -> dict[str, PooledBaseline]:
     """Return per metric the baseline `build` pooled over all its stored sessions (metrics never measured: absent)."""
     wanted = None if metrics is None else set(metrics)
-    found: dict[str, list[tuple[SessionValue, Estimate]]] = {}
+    found: dict[str, list[tuple[RunRow, Estimate]]] = {}
     for run in baseline_sessions(store, profile, build):
         for name, (est, _, _) in store.metrics(run.id).items():
             if (wanted is None or name in wanted) and _usable(est):
-                found.setdefault(name, []).append((SessionValue(run.id, est.value, est.standard_error**2, est.n), est))
-    out = {}
-    for name, rows in sorted(found.items()):
-        values = tuple(s for s, _ in rows)
-        last = rows[-1][1]
-        fit = pool([s.value for s in values], [s.variance for s in values], method, min_sessions=min_sessions)
-        out[name] = PooledBaseline(name, build, fit, values, last.unit, last.direction, last.confidence)
-    return out
+                found.setdefault(name, []).append((run, est))
+    return {
+        name: pool_sessions(name, build, [e for _, e in rows], [r.id for r, _ in rows], method, min_sessions)
+        for name, rows in sorted(found.items())
+    }
+
+
+def pool_sessions(
+    name: str,
+    build: str,
+    estimates: Sequence[Estimate],
+    run_ids: Sequence[int] | None = None,
+    method: str = "REML",
+    min_sessions: int = 2,
+) -> PooledBaseline:
+    """Return one metric of `build` pooled over its session estimates, oldest first (unit, direction: the last)."""
+    if not estimates:
+        raise ValueError(f"metric {name}: no session of build {build} to pool")
+    ids = range(len(estimates)) if run_ids is None else run_ids
+    values = tuple(SessionValue(i, e.value, e.standard_error**2, e.n) for i, e in zip(ids, estimates, strict=True))
+    fit = pool([s.value for s in values], [s.variance for s in values], method, min_sessions=min_sessions)
+    last = estimates[-1]
+    return PooledBaseline(name, build, fit, values, last.unit, last.direction, last.confidence)
 
 
 def compare_candidate(candidate: Estimate, baseline: PooledBaseline, tolerance: Tolerance) -> CandidateTest:
