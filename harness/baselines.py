@@ -15,14 +15,16 @@ them counts, so a repeated simulation never poses as independent evidence of a s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
 
+from harness.gate import Comparison, Verdict, error_comparison, holm
 from harness.metrics import Direction, Estimate, Tolerance
+from harness.stats.changepoint import ChangePoints, detect
 from harness.stats.random_effects import RandomEffectsFit, compare_to_pooled, pool
-from harness.store import RunRow, Store
+from harness.store import RunRow, RunStatus, Store
 
 SIMULATED_KINDS = frozenset({"aer"})
 
@@ -197,3 +199,116 @@ def compare_candidate(candidate: Estimate, baseline: PooledBaseline, tolerance: 
     delta = Estimate(d, d - half, d + half, n, candidate.unit, candidate.direction, baseline.confidence)
     worse = -d if higher else d
     return CandidateTest(baseline.name, delta, worse, reg.se, tol, reg.df, p_reg, p_imp, baseline.variance_model)
+
+
+def verdict_of(test: CandidateTest, p_regression_adjusted: float, p_improved_adjusted: float, alpha: float) -> Verdict:
+    """Return the gate's verdict rule with this test's reference distribution (t with `df`, or normal)."""
+    if p_regression_adjusted <= alpha:
+        return Verdict.REGRESSION
+    if p_improved_adjusted <= alpha:
+        return Verdict.IMPROVED
+    return Verdict.PASS if test.upper(alpha) <= test.tol else Verdict.INCONCLUSIVE
+
+
+def compare_family(
+    candidates: Mapping[str, Estimate],
+    pooled: Mapping[str, PooledBaseline],
+    tolerances: Mapping[str, Tolerance],
+    alpha: float = 0.05,
+) -> dict[str, Comparison]:
+    """Return the gate's Comparison per candidate metric against pooled baselines, Holm-adjusted over the family.
+
+    A metric without a pooled baseline is NO_BASELINE; one whose direction or unit changed is an ERROR.
+    """
+    out: dict[str, Comparison] = {}
+    tests: dict[str, CandidateTest] = {}
+    for name, cand in candidates.items():
+        base = pooled.get(name)
+        if base is None:
+            out[name] = Comparison(name, cand, None, None, 0.0, None, None, Verdict.NO_BASELINE, alpha=alpha)
+            continue
+        try:
+            tests[name] = compare_candidate(cand, base, tolerances.get(name, Tolerance()))
+        except ValueError as exc:
+            out[name] = error_comparison(name, cand, base.estimate(), str(exc), alpha)
+    names = list(tests)
+    p_reg = holm([tests[n].p_regression for n in names])
+    p_imp = holm([tests[n].p_improved for n in names])
+    for name, pr, pi in zip(names, p_reg, p_imp, strict=True):
+        t = tests[name]
+        base = pooled[name].estimate()
+        verdict = verdict_of(t, pr, pi, alpha)
+        out[name] = Comparison(
+            name, candidates[name], base, t.delta, t.tol, t.p_regression, pr, verdict, None, t.p_improved, pi, alpha
+        )
+    return {name: out[name] for name in candidates}
+
+
+@dataclass(frozen=True)
+class ReferenceComparison:
+    """A release compared with the pinned reference build, pooled over the reference's sessions."""
+
+    reference: str
+    release: str
+    comparisons: dict[str, Comparison]
+    pooled: dict[str, PooledBaseline]
+
+
+def compare_with_reference(
+    store: Store, profile: str, release: str, tolerances: Mapping[str, Tolerance], alpha: float = 0.05
+) -> ReferenceComparison:
+    """Return the release's newest metrics compared with the pinned reference build (pooled over its sessions).
+
+    Raises LookupError when no reference is pinned or the release has no completed run.
+    """
+    reference = store.reference(profile)
+    if reference is None:
+        raise LookupError(f"{profile} has no reference build; pin one with `qharness baseline set --reference`")
+    if not store.has_build(profile, release):
+        raise LookupError(f"build {release!r} has no completed run of {profile}")
+    candidates = store.latest_metrics(profile, release)
+    pooled = pooled_baseline(store, profile, reference, candidates)
+    return ReferenceComparison(reference, release, compare_family(candidates, pooled, tolerances, alpha), pooled)
+
+
+@dataclass(frozen=True)
+class BuildHistory:
+    """One metric across the builds of a profile (oldest first, one value per build) and its change points."""
+
+    metric: str
+    builds: tuple[str, ...]
+    values: tuple[float, ...]  # per build: the mean over its completed sessions
+    changes: ChangePoints
+
+    def change_builds(self) -> tuple[str, ...]:
+        """The builds at which a new segment starts."""
+        return tuple(self.builds[i] for i in self.changes.indices)
+
+
+def build_history(
+    builds: Sequence[str], values: Sequence[float], metric: str = "", false_rate: float = 0.05
+) -> BuildHistory:
+    """Return the history of one metric from per-build values in build order (non-finite values left out)."""
+    kept = [(b, float(v)) for b, v in zip(builds, values, strict=True) if math.isfinite(v)]
+    names, ys = tuple(b for b, _ in kept), tuple(v for _, v in kept)
+    return BuildHistory(metric, names, ys, detect(ys, false_rate=false_rate))
+
+
+def metric_histories(
+    store: Store, profile: str, metrics: Iterable[str] | None = None, false_rate: float = 0.05
+) -> dict[str, BuildHistory]:
+    """Return per metric its history across builds (completed runs, builds in order of their first run)."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in store.history(profile):
+        if RunStatus(r["status"]).completed and int(r["n"]) > 0 and math.isfinite(r["value"]):
+            per.setdefault(r["name"], {}).setdefault(r["build"], []).append(r["value"])
+    wanted = set(per) if metrics is None else set(metrics) & set(per)
+    return {
+        m: build_history(list(per[m]), [sum(v) / len(v) for v in per[m].values()], m, false_rate)
+        for m in sorted(wanted)
+    }
+
+
+def change_point_count(store: Store, profile: str, metrics: Iterable[str] | None = None) -> int:
+    """Return the number of change points over the histories of a profile's metrics (the summary's count)."""
+    return sum(h.changes.count for h in metric_histories(store, profile, metrics).values())

@@ -9,13 +9,25 @@ import pytest
 from scipy import stats
 from store_support import RUN_KW
 
-from harness.baselines import PooledBaseline, SessionValue, baseline_sessions, compare_candidate, pooled_baseline
+from harness.baselines import (
+    PooledBaseline,
+    SessionValue,
+    baseline_sessions,
+    change_point_count,
+    compare_candidate,
+    compare_family,
+    compare_with_reference,
+    metric_histories,
+    pooled_baseline,
+)
+from harness.gate import Verdict
 from harness.metrics import Direction, Estimate, Tolerance
 from harness.stats.random_effects import pool
 from harness.store import RunStatus, Store
 
 Z975 = float(stats.norm.ppf(0.975))
 BUILD = "2.3.0"
+H = Direction.HIGHER
 
 
 def _estimate(value: float, se: float, n: int = 10_000, direction: Direction = Direction.HIGHER) -> Estimate:
@@ -130,3 +142,68 @@ def test_under_drift_the_pooled_test_holds_its_size_where_shot_noise_does_not() 
     shot = np.mean(stats.norm.cdf((c - y[:, -1]) / math.hypot(se, se)) <= 0.05)
     assert alarms / runs <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs)
     assert shot > 0.3  # the newest single session with shot noise only cries wolf
+
+
+def _release(s: Store, build: str, value: float, se: float = 0.002, seed: int = 1, name: str = "v") -> int:
+    rid = s.start_run(**{**RUN_KW, "build": build, "seed": seed}, provenance={"kind": "bench", "role": "candidate"})
+    s.add_metric(rid, name, _estimate(value, se))
+    s.finish_run(rid, "passed")
+    return rid
+
+
+def test_the_reference_build_is_pinned_and_replaced(store_url: str) -> None:
+    with Store(store_url) as s:
+        assert s.reference("p") is None and s.references() == {}
+        s.set_reference("p", "1.0")
+        s.set_reference("q", "2.0")
+        s.set_reference("p", "1.1")
+        assert s.reference("p") == "1.1" and s.references() == {"p": "1.1", "q": "2.0"}
+        assert s.baseline("p") is None  # the reference is not the baseline
+
+
+def test_a_release_is_compared_with_the_pooled_reference(store_url: str) -> None:
+    profile = RUN_KW["profile"]
+    tol = {"v": Tolerance(absolute=0.005)}
+    with Store(store_url) as s:
+        with pytest.raises(LookupError, match="no reference build; pin one"):
+            compare_with_reference(s, profile, "3.0", tol)
+        for i, v in enumerate((0.951, 0.957, 0.944, 0.962, 0.949)):
+            _session(s, v, 0.002, seed=i)
+        s.set_reference(profile, BUILD)
+        with pytest.raises(LookupError, match=r"'3\.0' has no completed run"):
+            compare_with_reference(s, profile, "3.0", tol)
+        _release(s, "3.0", 0.952)
+        _release(s, "3.1", 0.900)
+        same = compare_with_reference(s, profile, "3.0", tol)
+        worse = compare_with_reference(s, profile, "3.1", tol)
+    assert same.reference == BUILD and same.pooled["v"].fit.k == 5
+    assert same.comparisons["v"].verdict in (Verdict.PASS, Verdict.INCONCLUSIVE)
+    c = worse.comparisons["v"]
+    assert c.verdict is Verdict.REGRESSION and c.baseline.value == pytest.approx(0.9526)
+    assert c.delta.value == pytest.approx(0.900 - 0.9526) and c.tolerance == 0.005
+
+
+def test_a_family_without_a_baseline_or_with_a_changed_unit() -> None:
+    pooled = {"v": PooledBaseline("v", BUILD, pool([0.95], [4e-6]), (SessionValue(1, 0.95, 4e-6, 1),), "", H)}
+    cands = {"v": Estimate(0.95, 0.94, 0.96, 10, "Hz", H), "w": _estimate(0.5, 0.01)}
+    out = compare_family(cands, pooled, {})
+    assert out["w"].verdict is Verdict.NO_BASELINE
+    assert out["v"].verdict is Verdict.ERROR and "re-baseline" in (out["v"].error or "")
+
+
+def test_histories_across_builds_show_a_step_and_count_it(store_url: str) -> None:
+    profile = RUN_KW["profile"]
+    rng = np.random.default_rng(8)
+    values = np.r_[np.full(6, 0.95), np.full(5, 0.93)] + 0.002 * rng.standard_normal(11)
+    with Store(store_url) as s:
+        for i, v in enumerate(values):
+            _release(s, f"3.{i}", float(v))
+            _release(s, f"3.{i}", 0.5, name="flat")  # another metric: constant, no change
+        rid = s.start_run(**{**RUN_KW, "build": "3.99"}, provenance={"kind": "bench"})
+        s.add_metric(rid, "v", _estimate(0.1, 0.002))
+        s.finish_run(rid, "error")  # an ERROR run is no point of the history
+        hist = metric_histories(s, profile)
+        count = change_point_count(s, profile)
+    assert hist["v"].builds == tuple(f"3.{i}" for i in range(11))
+    assert hist["v"].change_builds() == ("3.6",) and hist["flat"].changes.count == 0
+    assert count == 1
