@@ -59,10 +59,12 @@ def baseline_show(db: DbOption = DEFAULT_DB) -> None:
     with store:
         baselines, references = store.baselines(), store.references()
     table = Table(title="baselines")
-    for col in ("profile", "baseline build", "reference build"):
+    # The reference column only when a reference is pinned: the two-column table stays as scripts know it.
+    columns = ("profile", "baseline build", "reference build")[: 3 if references else 2]
+    for col in columns:
         table.add_column(col)
     for p in sorted(set(baselines) | set(references)):
-        table.add_row(p, baselines.get(p, "-"), references.get(p, "-"))
+        table.add_row(p, baselines.get(p, "-"), *([references.get(p, "-")] if references else []))
     console().print(table if baselines or references else "no baselines set; use `qharness baseline set`")
 
 
