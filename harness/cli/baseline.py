@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -91,21 +92,27 @@ def _used_seeds(url: Any, profile: str, build: str, budget: str) -> set[int]:
         return {r.seed for r in store.runs(profile, build) if r.status.completed and r.budget == budget}
 
 
-def _mark_session(url: Any, profile: str, build: str, since: str, index: int, total: int) -> list[int]:
+def _mark_session(url: Any, profile: str, build: str, since: str, index: int, total: int) -> None:
     """Record in the provenance of the runs this session started which session of `baseline measure` they are."""
     from harness.store import Store
 
     with Store(url) as store:
-        ids = [r.id for r in store.runs(profile, build) if r.started_at >= since]
-        for run_id in ids:
-            store.update_provenance(run_id, baseline_measure={"session": index, "sessions": total})
-    return ids
+        for run in store.runs(profile, build):
+            if run.started_at >= since:
+                store.update_provenance(run.id, baseline_measure={"session": index, "sessions": total})
 
 
-def _between(pause_s: float, realign: str | None, timeout_s: float, profile: str, build: str) -> None:
-    """Run the re-alignment command (exit 1 on its failure) and wait `pause_s` before the next session."""
-    if realign:
-        line = realign.format(build=build, profile=profile)
+def realign_line(template: str, profile: str, build: str) -> str:
+    """The re-alignment command with {build} and {profile} filled in, each quoted for the shell; exit 4 if unusable."""
+    try:
+        return template.format(build=shlex.quote(build), profile=shlex.quote(profile))
+    except (KeyError, IndexError, ValueError) as exc:
+        fail("baseline measure", f"--realign {template!r}: only {{build}} and {{profile}} may be filled in ({exc!r})")
+
+
+def _between(pause_s: float, line: str | None, timeout_s: float) -> None:
+    """Run the re-alignment command `line` (exit 1 on its failure) and wait `pause_s` before the next session."""
+    if line:
         try:
             done = subprocess.run(line, shell=True, timeout=timeout_s, capture_output=True, text=True, check=False)
         except subprocess.TimeoutExpired:
@@ -118,7 +125,7 @@ def _between(pause_s: float, realign: str | None, timeout_s: float, profile: str
         time.sleep(pause_s)
 
 
-def fail_measure(message: str, code: int) -> None:
+def fail_measure(message: str, code: int) -> NoReturn:
     """Print 'qharness baseline measure: MESSAGE' on stderr and exit with `code`."""
     typer.echo(f"qharness baseline measure: {message}", err=True)
     raise typer.Exit(code)
@@ -184,9 +191,9 @@ def baseline_measure(
 ) -> None:
     """Measure K sessions of BUILD and store each (the gate pools them: between-session variance).
 
-    Each session is one `qharness run` of BUILD against itself (nothing is gated). On a simulated profile each
-    session takes the next seed that no stored session of BUILD used. On a bench, --realign and --pause let the
-    source drift, re-align or warm up between sessions as it would between real runs.
+    Each session is one `qharness run` of BUILD against itself (nothing is gated), with the next seed that no
+    stored session of BUILD used (on a simulated profile the seed draws the session's drift and counts). On a
+    bench, --realign and --pause let the source drift, re-align or warm up between sessions as between real runs.
     """
     from harness.cli.run import _check_profiles, _check_store
     from harness.store import default_store_url
@@ -198,13 +205,14 @@ def baseline_measure(
     (name,) = _check_profiles([profile], build)
     target = db or default_store_url()
     url = _check_store(target)
+    line = realign_line(realign, name, build) if realign else None
     seeds = session_seeds(_used_seeds(url, name, build, budget), seed, sessions)
     for i, s in enumerate(seeds, 1):
         typer.echo(f"session {i}/{sessions} of {build}: seed {s}", err=True)
         _run_session(ctx, url, target, (profile, name, build), s, budget, (i, sessions))
         if i < sessions:
             try:
-                _between(pause, realign, realign_timeout, name, build)
+                _between(pause, line, realign_timeout)
             except Interrupted as exc:
                 fail_measure(f"interrupted by {exc.name} after session {i} of {sessions}", ExitCode.INTERRUPTED)
     typer.echo(f"stored {sessions} session(s) of {build} for {name}", err=True)

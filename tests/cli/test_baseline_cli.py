@@ -75,6 +75,11 @@ def test_a_failing_realignment_stops_with_one_line_and_keeps_the_sessions(tmp_pa
     [
         (["--sessions", "0"], "qharness baseline measure: --sessions must be >= 1, got 0"),
         (["--pause", "-1"], "qharness baseline measure: --pause must be >= 0 and --realign-timeout > 0"),
+        (
+            ["--realign", "align {nope}"],
+            "qharness baseline measure: --realign 'align {nope}': only {build} and {profile} may be filled in "
+            "(KeyError('nope'))",
+        ),
     ],
 )
 def test_bad_options_are_one_line_before_anything_runs(tmp_path: Path, extra: list[str], expected: str) -> None:
