@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import PROFILE, one_line, qharness, query
+from cli_helpers import PROFILE, QHARNESS, one_line, qharness, query
 from typer.testing import CliRunner
 
 from harness.cli.app import app
@@ -149,3 +151,25 @@ def test_history_shows_the_change_point(releases: Path) -> None:
     assert res.exit_code == 0
     line = next(x for x in res.stdout.splitlines() if x.startswith("│ bell_fidelity │ 12"))
     assert "at 3.6: 0.9" in line
+
+
+def test_an_interrupt_during_the_pause_keeps_the_sessions_and_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    args = ["baseline", "measure", "-p", PROFILE, "-b", "2.3.0", "--budget", "quick", "--db", str(db)]
+    proc = subprocess.Popen(
+        [*QHARNESS, *args, "--sessions", "3", "--pause", "120", *BELL_ONLY],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    for line in proc.stderr:  # the pause starts once the first session is stored
+        seen.append(line)
+        if line.startswith("pausing 120 s"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 2, "".join(seen) + rest
+    assert rest.strip() == "qharness baseline measure: interrupted by SIGINT after session 1 of 3"
+    assert [(s, st) for s, st, _ in _stored(db, "2.3.0")] == [(1, "passed")]
