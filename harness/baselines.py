@@ -27,6 +27,7 @@ from harness.stats.random_effects import RandomEffectsFit, compare_to_pooled, po
 from harness.store import RunRow, RunStatus, Store
 
 SIMULATED_KINDS = frozenset({"aer"})
+ONE_SESSION = "between-session variance unknown (1 session): shot noise only"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class PooledBaseline:
         """Which variance the test accounts for, in words (the summary JSON's `variance_model`)."""
         k = self.fit.k
         if self.fit.tau2 is None:
-            return f"between-session variance unknown ({k} session{'s' * (k != 1)}): shot noise only"
+            return ONE_SESSION if k == 1 else f"between-session variance unknown ({k} sessions): shot noise only"
         return f"{self.fit.method} over {k} sessions, HKSJ t with {k - 1} df"
 
     def estimate(self) -> Estimate:
@@ -104,6 +105,12 @@ class CandidateTest:
     def upper(self, alpha: float) -> float:
         """The one-sided (1 - alpha) upper bound of `worse` (PASS when it is within the tolerance)."""
         return self.worse + _quantile(1.0 - alpha, self.df) * self.se
+
+
+def variance_model_of(pooled: Mapping[str, PooledBaseline], name: str) -> str:
+    """The variance model of metric `name`: its pooled baseline's, else one session's (a baseline measured now)."""
+    found = pooled.get(name)
+    return found.variance_model if found is not None else ONE_SESSION
 
 
 def _quantile(p: float, df: float) -> float:

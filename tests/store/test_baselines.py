@@ -19,6 +19,7 @@ from harness.baselines import (
     compare_with_reference,
     metric_histories,
     pooled_baseline,
+    variance_model_of,
 )
 from harness.gate import Verdict
 from harness.metrics import Direction, Estimate, Tolerance
@@ -207,3 +208,10 @@ def test_histories_across_builds_show_a_step_and_count_it(store_url: str) -> Non
     assert hist["v"].builds == tuple(f"3.{i}" for i in range(11))
     assert hist["v"].change_builds() == ("3.6",) and hist["flat"].changes.count == 0
     assert count == 1
+
+
+def test_a_metric_without_a_pooled_baseline_names_one_session() -> None:
+    fit = pool([0.95, 0.96], [4e-6, 4e-6])
+    pooled = {"v": PooledBaseline("v", BUILD, fit, (), "", H)}
+    assert variance_model_of(pooled, "v") == "REML over 2 sessions, HKSJ t with 1 df"
+    assert variance_model_of(pooled, "w") == "between-session variance unknown (1 session): shot noise only"
