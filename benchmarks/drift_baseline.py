@@ -1,15 +1,15 @@
-"""Stored-baseline mode under drift: false REGRESSION of an unchanged build and power, pooled over 5 sessions.
+"""Stored-baseline mode under drift: false REGRESSION of an unchanged build and power, pooled over K sessions.
 
 What is simulated (benchmarks.drift_sessions): aer-reference with a drift block of between-session visibility SD
-0.005 (additive) and pair-rate SD 3% (relative). Trial t (seed = seed0 + t) measures 5 sessions of the baseline
-build 2.3.0 (AerDevice sessions 0..4: each its own drift offsets and counts) and one session of the candidate
+0.005 (additive) and pair-rate SD 3% (relative). Trial t (seed = seed0 + t) measures K sessions (5 by default) of
+the baseline build 2.3.0 (AerDevice sessions 0..K-1: each its own drift offsets and counts) and one session of the candidate
 2.4.0 (identical physics; another build, so its own offsets and counts), each at the standard budget through the
 real `bell` and `rates` protocols and estimators; the family gated is {bell_fidelity, pair_rate_hz} with the
 profile's tolerances (0.002 absolute, 1% relative). The power candidates are 2.4.0 with the source's visibility
 0.02 lower (0.97 -> 0.95) or its pair rate 10% lower (2.0 -> 1.8 MHz), under the same drift, in the same trials.
 
-The stored-baseline test (harness.baselines): each metric pooled over the 5 sessions (REML tau^2), the candidate
-tested one-sided against the pooled mean shifted by the tolerance, t with 4 df and the modified HKSJ factor; the
+The stored-baseline test (harness.baselines): each metric pooled over the K sessions (REML tau^2), the candidate
+tested one-sided against the pooled mean shifted by the tolerance, t with K - 1 df and the modified HKSJ factor; the
 two p-values Holm-adjusted; REGRESSION when an adjusted p <= alpha. For contrast, today's gate
 (harness.gate.evaluate, shot noise only) against the newest single baseline session of the same trials.
 """
@@ -53,8 +53,8 @@ def _rate_row(label: str, hits: int, n: int, *, target: bool) -> dict:
     return row(figure, hits / n, float("nan"), float("nan"), "share of sessions")
 
 
-def run(trials: int = 200, seed: int = 1000) -> Section:
-    """Simulate `trials` seeded stored-baseline gates; return false-REGRESSION and power rows."""
+def run(trials: int = 200, seed: int = 1000, sessions: int = K) -> Section:
+    """Simulate `trials` seeded stored-baseline gates over `sessions` baseline sessions; return rate and power rows."""
     from harness.baselines import pool_sessions
 
     base_p = reference_profile(BASELINE)
@@ -70,8 +70,8 @@ def run(trials: int = 200, seed: int = 1000) -> Section:
     today = 0
     for t in range(trials):
         s = seed + t
-        sessions = [measure_session(base_p, BASELINE, seed=s, session=j) for j in range(K)]
-        pooled = {m: pool_sessions(m, BASELINE, [x[m] for x in sessions]) for m in METRICS}
+        stored = [measure_session(base_p, BASELINE, seed=s, session=j) for j in range(sessions)]
+        pooled = {m: pool_sessions(m, BASELINE, [x[m] for x in stored]) for m in METRICS}
         for name, prof in scenarios.items():
             cands = measure_session(prof, CANDIDATE, seed=s, session=0)
             found = _regressed(cands, pooled, tolerances)
@@ -79,11 +79,14 @@ def run(trials: int = 200, seed: int = 1000) -> Section:
             for m in found:
                 per_metric[name][m] += 1
             if name == "unchanged":
-                today += _today(cands, sessions[-1], tolerances)
-    sec = Section("drift_baseline", "Stored baseline under drift: 5 pooled sessions vs the newest single session")
+                today += _today(cands, stored[-1], tolerances)
+    sec = Section("drift_baseline", f"Stored baseline under drift: {sessions} pooled sessions vs the newest single one")
     sec.rows.append(
         _rate_row(
-            "false REGRESSION, unchanged build, pooled baseline (REML, HKSJ t)", hits["unchanged"], trials, target=True
+            f"false REGRESSION, unchanged build, {sessions} pooled sessions (REML, HKSJ t)",
+            hits["unchanged"],
+            trials,
+            target=True,
         )
     )
     sec.rows.append(
@@ -93,7 +96,12 @@ def run(trials: int = 200, seed: int = 1000) -> Section:
         rate = hits[name] / trials
         sec.rows.append(
             target_row(
-                f"power: {name}, pooled baseline, {trials} sessions", rate, 0.9, rate / 0.9, "share", at_least=1.0
+                f"power: {name}, {sessions} pooled sessions, {trials} candidate sessions",
+                rate,
+                0.9,
+                rate / 0.9,
+                "share",
+                at_least=1.0,
             )
         )
     sec.notes = (
