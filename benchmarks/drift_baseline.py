@@ -1,12 +1,13 @@
 """Stored-baseline mode under drift: false REGRESSION of an unchanged build and power, pooled over K sessions.
 
 What is simulated (benchmarks.drift_sessions): aer-reference with a drift block of between-session visibility SD
-0.005 (additive) and pair-rate SD 3% (relative). Trial t (seed = seed0 + t) measures K sessions (5 by default) of
-the baseline build 2.3.0 (AerDevice sessions 0..K-1: each its own drift offsets and counts) and one session
+0.005 (additive) and pair-rate SD 3% (relative). Trial t (seed = seed0 + t) measures K sessions (5 by default)
+of the baseline build 2.3.0 (AerDevice sessions 0..K-1: each its own drift offsets and counts) and one session
 of the candidate 2.4.0 (identical physics; another build, so its own offsets and counts), each at the standard
-budget through the real `bell` and `rates` protocols and estimators; the family gated is {bell_fidelity,
-pair_rate_hz} with the profile's tolerances (0.002 absolute, 1% relative). The power candidates are 2.4.0 with the source's visibility
-0.02 lower (0.97 -> 0.95) or its pair rate 10% lower (2.0 -> 1.8 MHz), under the same drift, in the same trials.
+budget through the real `bell` and `rates` protocols and estimators. The family gated is {bell_fidelity,
+pair_rate_hz} with the profile's tolerances (0.002 absolute, 1% relative). The power candidates are 2.4.0 with
+the source's visibility 0.02 lower (0.97 -> 0.95) or its pair rate 10% lower (2.0 -> 1.8 MHz), under the same
+drift, in the same trials.
 
 The stored-baseline test (harness.baselines): each metric pooled over the K sessions (REML tau^2), the candidate
 tested one-sided against the pooled mean shifted by the tolerance, t with K - 1 df and the modified HKSJ factor; the
