@@ -1,4 +1,4 @@
-"""`qharness history`, `compare`, `baseline set|show` and `export`: read (and mark baselines in) the results store."""
+"""`qharness history` (with change points across builds), `compare` and `export`: read the results store."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli.app import DEFAULT_DB, DbOption, app, command_group, console, fail, open_db
+from harness.cli.app import DEFAULT_DB, DbOption, app, console, fail, open_db
+
+# Imported for its commands too: `qharness baseline set|show|measure` register on import.
+from harness.cli.baseline import baseline_app, check_build, check_profile
 
 _VERDICT_STYLE = {
     "PASS": "green",
@@ -31,20 +34,6 @@ def _verdict(v: str | None) -> str:
     return f"[{style}]{v}[/{style}]" if style else v
 
 
-def _check_profile(command: str, store: Any, profile: str) -> None:
-    """Exit 4 unless the store knows `profile`."""
-    known = store.profiles()
-    if profile not in known:
-        fail(command, f"--profile {profile!r} has no runs in {store.path} (known: {', '.join(known) or 'none'})")
-
-
-def _check_build(command: str, store: Any, profile: str, build: str, label: str) -> None:
-    """Exit 4 unless the store holds a completed run of `build` of `profile` (`label` names the argument)."""
-    if not store.has_build(profile, build):
-        builds = sorted({r.build for r in store.runs(profile) if r.status in ("passed", "failed")})
-        fail(command, f"{label} {build!r} has no completed run of {profile} (known: {', '.join(builds)})")
-
-
 # -- history ----------------------------------------------------------------------------------------------
 
 
@@ -55,11 +44,12 @@ def history(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Table of a profile's stored metrics per build and run, oldest first."""
+    from harness.baselines import metric_histories
     from harness.report.text import interval_text
 
     store = open_db("history", db)
     with store:
-        _check_profile("history", store, profile)
+        check_profile("history", store, profile)
         rows = store.history(profile, metric)
         if metric is not None and not rows:
             names = sorted({r["name"] for r in store.history(profile)})
@@ -80,7 +70,29 @@ def history(
                 r["unit"],
                 _verdict(r["verdict"]),
             )
-        console().print(table)
+        histories = metric_histories(store, profile, [metric] if metric else None)
+    term = console()
+    term.print(table)
+    term.print(_changes_table(profile, histories))
+
+
+def _changes_table(profile: str, histories: dict) -> Table:
+    """Return the table of each metric's change points across builds (PELT, 5% false rate per history)."""
+    from harness.report.text import fmt_number
+
+    table = Table(title=f"change points across builds of {profile} (PELT; an unchanged history: 5% false rate)")
+    for col in ("metric", "builds", "change points: first build of a new segment (segment means)", "noise SD"):
+        table.add_column(col, overflow="fold")
+    for name, h in histories.items():
+        cp = h.changes
+        if cp.count:
+            means = [fmt_number(m) for m in cp.means]
+            steps = zip(h.change_builds(), means[:-1], means[1:], strict=True)
+            found = "; ".join(f"at {b}: {a} -> {c}" for b, a, c in steps)
+        else:
+            found = "none" if cp.n >= 4 else "none (fewer than 4 builds)"
+        table.add_row(name, str(len(h.builds)), found, f"{cp.sigma:.3g}" if cp.n >= 4 else "-")
+    return table
 
 
 # -- compare ----------------------------------------------------------------------------------------------
@@ -115,23 +127,31 @@ def compare(
     alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate (Holm)")] = 0.05,
 ) -> None:
     """Gate BUILD_B (candidate) against BUILD_A (baseline) from their latest completed runs in the store."""
-    from harness.gate import Verdict, evaluate, overall_verdict
-    from harness.report.text import interval_text
+    from harness.gate import evaluate
 
     if not 0.0 < alpha < 1.0:
         fail("compare", f"--alpha must be in (0, 1), got {alpha}")
     store = open_db("compare", db)
     with store:
-        _check_profile("compare", store, profile)
+        check_profile("compare", store, profile)
         for b in (build_a, build_b):
-            _check_build("compare", store, profile, b, "build")
+            check_build("compare", store, profile, b, "build")
         base = store.latest_metrics(profile, build_a)
         cand = store.latest_metrics(profile, build_b)
     tolerances, note = _tolerances(profile, build_b)
     if note:
         print(f"note: {note}", file=sys.stderr)
     comparisons = evaluate(dict(cand), base, tolerances, alpha=alpha)
-    table = Table(title=f"{profile}: {build_b} (candidate) vs {build_a} (baseline), alpha {alpha:g}")
+    title = f"{profile}: {build_b} (candidate) vs {build_a} (baseline), alpha {alpha:g}"
+    _print_comparisons(comparisons, title, build_a, build_b, fail_on_regression)
+
+
+def _print_comparisons(comparisons: dict, title: str, build_a: str, build_b: str, fail_on_regression: bool) -> None:
+    """Print the comparison table, each REGRESSION's one-line message and the overall verdict; exit 1 if asked."""
+    from harness.gate import Verdict, overall_verdict
+    from harness.report.text import interval_text
+
+    table = Table(title=title)
     for col in ("metric", f"{build_a}", f"{build_b}", "delta [interval]", "tolerance", "Holm p", "verdict"):
         table.add_column(col, overflow="fold")
     for name, c in sorted(comparisons.items()):
@@ -156,40 +176,35 @@ def compare(
         raise typer.Exit(1)
 
 
-# -- baseline ---------------------------------------------------------------------------------------------
-
-baseline_app = command_group("baseline", "Set or show the baseline build of each profile.")
-
-
-@baseline_app.command("set")
-def baseline_set(
+@baseline_app.command("check")
+def baseline_check(
     profile: Annotated[str, typer.Option("--profile", "-p", help="device profile name as stored")],
-    build: Annotated[str, typer.Option("--build", "-b", help="build with a completed run")],
+    build: Annotated[str, typer.Option("--build", "-b", help="release to compare with the pinned reference")],
     db: DbOption = DEFAULT_DB,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="exit 1 when any metric is a REGRESSION")
+    ] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate (Holm)")] = 0.05,
 ) -> None:
-    """Make BUILD the baseline of PROFILE (it needs a completed run in the store)."""
-    store = open_db("baseline set", db)
-    with store:
-        _check_profile("baseline set", store, profile)
-        _check_build("baseline set", store, profile, build, "--build")
-        previous = store.baseline(profile)
-        store.set_baseline(profile, build)
-    was = f" (was {previous})" if previous and previous != build else ""
-    print(f"baseline of {profile}: {build}{was}")
+    """Compare BUILD with the pinned reference build, pooled over all its sessions (catches creep)."""
+    from harness.baselines import compare_with_reference
 
-
-@baseline_app.command("show")
-def baseline_show(db: DbOption = DEFAULT_DB) -> None:
-    """Table of every profile's baseline build."""
-    store = open_db("baseline show", db)
+    if not 0.0 < alpha < 1.0:
+        fail("baseline check", f"--alpha must be in (0, 1), got {alpha}")
+    store = open_db("baseline check", db)
     with store:
-        baselines = store.baselines()
-    table = Table(title="baselines")
-    table.add_column("profile")
-    table.add_column("baseline build")
-    for p, b in baselines.items():
-        table.add_row(p, b)
-    console().print(table if baselines else "no baselines set; use `qharness baseline set`")
+        check_profile("baseline check", store, profile)
+        check_build("baseline check", store, profile, build, "--build")
+        tolerances, note = _tolerances(profile, build)
+        try:
+            found = compare_with_reference(store, profile, build, tolerances, alpha)
+        except LookupError as exc:
+            fail("baseline check", str(exc))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    models = sorted({p.variance_model for p in found.pooled.values()})
+    title = f"{profile}: {build} vs reference {found.reference} ({'; '.join(models) or 'no pooled metric'})"
+    _print_comparisons(found.comparisons, title, f"reference {found.reference}", build, fail_on_regression)
 
 
 # -- export -----------------------------------------------------------------------------------------------
@@ -278,7 +293,7 @@ def export(
     store = open_db("export", db)
     with store:
         if profile is not None:
-            _check_profile("export", store, profile)
+            check_profile("export", store, profile)
         rows = export_rows(store, profile)
     if fmt == "json":
         from harness.report.build import json_ready

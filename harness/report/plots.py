@@ -41,6 +41,7 @@ VERDICT_MARKERS = {
     "NO_BASELINE": "o",
 }
 BAND_COLOUR = "#8c959f"
+CHANGE_COLOUR = "#bc4c00"  # change points across builds: dashed, between the two builds
 
 _W, _H = 380, 200
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 30, 46
@@ -200,6 +201,25 @@ def _point_svg(trend: Trend, p: TrendPoint, x: float, frame: _Frame, unit: str) 
     return f"{bar}<g>{_marker(verdict_shape(p.verdict), x, yv, r, colour)}{tip}</g>"
 
 
+def change_builds(trend: Trend) -> tuple[str, ...]:
+    """The builds of a trend where its history changes level (PELT on the stored values, 5% false rate)."""
+    from harness.baselines import build_history
+
+    value = {p.build: p.value for p in trend.points}  # a build's last point stands for it
+    builds = [b for b in trend.builds if b in value]
+    return build_history(builds, [value[b] for b in builds], trend.metric).change_builds()
+
+
+def _changes_svg(trend: Trend, xpos: dict[str, float], step: float, frame: _Frame) -> list[str]:
+    """Return a dashed line before each build that starts a new level, with a tooltip."""
+    return [
+        f'<g class="change-point"><line x1="{xpos[b] - step / 2:.1f}" x2="{xpos[b] - step / 2:.1f}" '
+        f'y1="{frame.y0}" y2="{frame.y1}" stroke="{CHANGE_COLOUR}" stroke-width="1.5" stroke-dasharray="5 3"/>'
+        f"<title>change point: {escape(trend.metric)} changes level at {escape(b)}</title></g>"
+        for b in change_builds(trend)
+    ]
+
+
 def trend_svg(trend: Trend) -> str:
     """Return an inline SVG (no XML prolog) of a metric across builds: intervals, baseline band, tolerance limit."""
     w, h = _W, _H
@@ -224,6 +244,7 @@ def trend_svg(trend: Trend) -> str:
         out += _band_svg(trend.band, frame, show_limit)
     out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="none" stroke="#57606a"/>')
     out += _build_labels(trend, xpos, y1)
+    out += _changes_svg(trend, xpos, step, frame)
     out += [_point_svg(trend, p, xpos[p.build], frame, unit) for p in trend.points]
     out.append("</svg>")
     return "".join(out)
@@ -299,10 +320,12 @@ def trend_figure(trend: Trend) -> Figure:
             elinewidth=1,
             capsize=3,
         )
+    for i, b in enumerate(change_builds(trend)):
+        ax.axvline(idx[b] - 0.5, color=CHANGE_COLOUR, ls="--", lw=1.2, label=None if i else "change point")
     ax.set_xticks(range(len(trend.builds)), trend.builds, rotation=30 if len(trend.builds) > 4 else 0, fontsize=7)
     ax.set_xlim(-0.5, max(len(trend.builds) - 0.5, 0.5))
     ax.tick_params(axis="y", labelsize=7)
-    if band is not None:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

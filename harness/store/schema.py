@@ -11,7 +11,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HEAD_REVISION = f"{SCHEMA_VERSION:04d}"
 # Alembic's bookkeeping table; a name of our own so a PostgreSQL database shared with another Alembic project works.
 VERSION_TABLE = "qharness_alembic_version"
@@ -125,6 +125,15 @@ leases = sa.Table(
     sa.Column("since", sa.Text, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# Version 3: the pinned reference build of each profile, against which every release is also compared (creep).
+reference_builds = sa.Table(
+    "reference_builds",
+    metadata,
+    sa.Column("profile", sa.Text, primary_key=True),
+    sa.Column("build", sa.Text, nullable=False),
+    sa.Column("set_at", sa.Text, nullable=False),
 )
 
 QHARNESS_TABLES = frozenset({*metadata.tables, VERSION_TABLE})

@@ -21,7 +21,7 @@ from harness.store.connection import Database, upsert
 from harness.store.errors import StoreError
 from harness.store.leases import Lease, LeaseHolder, acquire_lease
 from harness.store.provenance import VERSION_KEYS, dumps, hostname, loads, pid_alive, run_stamp, utc_now
-from harness.store.schema import RunStatus, baselines, metrics, raw_records, runs
+from harness.store.schema import RunStatus, baselines, metrics, raw_records, reference_builds, runs
 from harness.store.signals import ABORT_SIGNALS, SignalGuard
 from harness.store.url import StoreURL, parse_store_url, redact_values
 from harness.store.versions import ensure_current
@@ -329,6 +329,22 @@ class Store:
         """Return every profile's baseline build."""
         rows = self._db.query(sa.select(baselines.c.profile, baselines.c.build).order_by(baselines.c.profile))
         return {r["profile"]: r["build"] for r in rows}
+
+    def set_reference(self, profile: str, build: str) -> None:
+        """Pin `build` as the reference of `profile` (replacing any earlier one); releases are also compared with it."""
+        row = {"profile": profile, "build": build, "set_at": utc_now()}
+        with self._db.write() as c:
+            c.execute(upsert(c, reference_builds, row, ["profile"]))
+
+    def reference(self, profile: str) -> str | None:
+        """Return the pinned reference build of `profile`, or None when none is pinned."""
+        rows = self._db.query(sa.select(reference_builds.c.build).where(reference_builds.c.profile == profile))
+        return rows[0]["build"] if rows else None
+
+    def references(self) -> dict[str, str]:
+        """Return every profile's pinned reference build."""
+        t = reference_builds.c
+        return {r["profile"]: r["build"] for r in self._db.query(sa.select(t.profile, t.build).order_by(t.profile))}
 
     def history(self, profile: str, metric: str | None = None, run_ids: Collection[int] | None = None) -> list[dict]:
         """Return the profile's metric rows (optionally one metric, or only runs `run_ids`), oldest first."""
