@@ -92,6 +92,18 @@ def _interleave(smoke: bool) -> Section:
     return interleave.run(sessions=2, blocks=2, budget="quick") if smoke else interleave.run()
 
 
+def _drift_baseline(smoke: bool) -> Section:
+    from benchmarks import drift_baseline
+
+    return drift_baseline.run(trials=3) if smoke else drift_baseline.run(trials=200)
+
+
+def _drift_creep(smoke: bool) -> Section:
+    from benchmarks import drift_creep
+
+    return drift_creep.run(histories=1) if smoke else drift_creep.run(histories=60)
+
+
 SECTIONS: dict[str, Callable[[bool], Section]] = {
     "tomography": _tomography,
     "bell": _bell,
@@ -104,6 +116,8 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "sinter": _sinter,
     "store": _store,
     "interleave": _interleave,
+    "drift_baseline": _drift_baseline,
+    "drift_creep": _drift_creep,
 }
 
 
