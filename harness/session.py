@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from harness.analysis.validation import AnalysisError
 from harness.devices import open_device
@@ -82,8 +83,11 @@ class ProfileSession:
         recorder: object | None = None,
         device_factory: DeviceFactory = open_device,
         session: int = 0,
+        qec_workers: int | None = None,
+        resume_dir: Path | None = None,
     ) -> None:
         self.loaded = loaded
+        self.qec_workers, self.resume_dir = qec_workers, resume_dir
         # Numbers repeated sessions of one build (a stand-in draws that session's drift and shot noise).
         self.session = int(session)
         self.store = store
@@ -104,7 +108,9 @@ class ProfileSession:
         self._open_error: Exception | None = None
 
     def _side(self, build: str) -> _Side:
-        return _Side(Ledger(self.loaded.effective(build), build, self.seed))
+        ledger = Ledger(self.loaded.effective(build), build, self.seed)
+        ledger.qec_workers, ledger.resume_dir = self.qec_workers, self.resume_dir
+        return _Side(ledger)
 
     # -- devices -----------------------------------------------------------------------------
 

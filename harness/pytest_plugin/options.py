@@ -68,6 +68,24 @@ def add_options(parser: pytest.Parser) -> None:
     )
     g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
     g.addoption(
+        "--harness-session",
+        default="0",
+        metavar="N",
+        help="session index of this run of a build: a drifting stand-in draws that session's offsets (default 0)",
+    )
+    g.addoption(
+        "--qec-workers",
+        default=None,
+        metavar="N",
+        help="processes that sample logical memories with sinter (default: every core when the budget pays for them)",
+    )
+    g.addoption(
+        "--qec-resume-dir",
+        default=None,
+        metavar="DIR",
+        help="keep each logical memory's sinter CSV here; a run interrupted mid-sampling resumes from it",
+    )
+    g.addoption(
         "--budget", default="standard", metavar="quick|standard|release", help="measurement budget (default: standard)"
     )
     g.addoption(
@@ -93,6 +111,9 @@ class HarnessOptions:
     lease_timeout_s: float
     lease_ttl_s: float
     seed: int
+    session: int
+    qec_workers: int | None
+    qec_resume_dir: Path | None
     budget: str
     alpha: float
     # pytest owns `--strict` (all of its strictness checks); a strict harness run also fails on INCONCLUSIVE.
@@ -120,6 +141,9 @@ class HarnessOptions:
             lease_timeout_s=_seconds(opt.lease_timeout, "--lease-timeout", "600", zero_ok=True),
             lease_ttl_s=_seconds(opt.lease_ttl, "--lease-ttl", "60", zero_ok=False),
             seed=seed,
+            session=_count(opt.harness_session, "--harness-session", minimum=0),
+            qec_workers=None if opt.qec_workers is None else _count(opt.qec_workers, "--qec-workers", minimum=1),
+            qec_resume_dir=Path(opt.qec_resume_dir) if opt.qec_resume_dir else None,
             budget=opt.budget,
             alpha=alpha,
             strict=bool(getattr(opt, "strict", False)),
@@ -127,6 +151,14 @@ class HarnessOptions:
             record_session=opt.record_session,
             allure_dir=config.getoption("allure_report_dir", default=None),
         )
+
+
+def _count(text: str, option: str, minimum: int) -> int:
+    """An integer option that must be at least `minimum`."""
+    value = _parse(text, int, option, f"an integer >= {minimum}, e.g. {option} {max(minimum, 1)}")
+    if value < minimum:
+        raise pytest.UsageError(f"{option} must be an integer >= {minimum}, got {text}")
+    return value
 
 
 def _parse(text: str, kind: Callable[[str], _T], option: str, expected: str) -> _T:

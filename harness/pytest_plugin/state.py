@@ -139,6 +139,9 @@ class HarnessState:
                 alpha=opts.alpha,
                 session_id=self.session_id,
                 recorder=self.recorder,
+                session=opts.session,
+                qec_workers=opts.qec_workers,
+                resume_dir=opts.qec_resume_dir,
             )
             self.sessions[name].family.update(self.families.get(name, ()))
         return self.sessions[name]
