@@ -183,6 +183,13 @@ def test_cli_usage_errors_are_one_line_and_exit_4(tmp_path, args, message):
     assert not (tmp_path / "reports").exists()  # nothing was measured or created
 
 
+def test_cli_refuses_a_bench_that_cannot_flash_before_touching_it(tmp_path):
+    proc = _cli("--profile", "bench-emulated", "--build", "2.5.0-rc1", "--baseline-build", "2.3.0", cwd=tmp_path)
+    assert proc.returncode == 4 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "cannot flash builds: add firmware.flash" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
 def test_cli_flash_failure_is_an_error_line_never_a_verdict(live, tmp_path):
     emu, path = live
     emu.firmware.faults.add("stuck-flash:1")

@@ -80,6 +80,8 @@ def interleave(
         loaded.effective(baseline_build)
     except ProfileError as exc:
         fail("interleave", str(exc).splitlines()[0])
+    if loaded.base.kind != "aer" and loaded.effective(baseline_build).firmware.flash is None:
+        fail("interleave", f"profile {loaded.name!r} cannot flash builds: add firmware.flash (see docs/bench.md)")
     store = _writable_store(db)
     session = InterleavedSession(loaded, baseline_build, build, blocks)
     device = open_device(loaded.effective(baseline_build), baseline_build, seed)
