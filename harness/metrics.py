@@ -30,6 +30,9 @@ class Estimate:
 
     `n` is the sample size the interval rests on (coincidences, shots, channel uses).
     `samples` optionally holds bootstrap replicates; it is never persisted.
+    `binomial` optionally holds the counts (failures, trials) of a metric that is a binomial share: the value is
+    1 - failures/trials for a higher-is-better metric and failures/trials for a lower-is-better one. The gate then
+    tests it exactly (valid at zero failures); the session keeps the counts in the stored detail.
     """
 
     value: float
@@ -40,6 +43,7 @@ class Estimate:
     direction: Direction
     confidence: float = 0.95
     samples: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    binomial: tuple[int, int] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (self.ci_low <= self.value <= self.ci_high) and not any(
@@ -50,6 +54,12 @@ class Estimate:
             raise ValueError(f"sample size must be >= 0, got {self.n}")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.binomial is not None:
+            failures, trials = self.binomial
+            if int(failures) != failures or int(trials) != trials or not 0 <= failures <= trials or trials < 1:
+                raise ValueError(
+                    f"binomial counts must be integers 0 <= failures <= trials, trials >= 1: {self.binomial}"
+                )
 
     @property
     def standard_error(self) -> float:
@@ -57,9 +67,10 @@ class Estimate:
         return (self.ci_high - self.ci_low) / (2 * _z(0.5 + self.confidence / 2))
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (without bootstrap replicates)."""
+        """Plain JSON-ready dict (without bootstrap replicates or binomial counts)."""
         d = asdict(self)
         d.pop("samples")
+        d.pop("binomial")
         d["direction"] = str(self.direction)
         return d
 
