@@ -7,8 +7,9 @@ Noise: every parameter 1e-3 (link px = py = pz = 1e-3, gates, measurement and id
 with rounds = d. Times are medians of REPEATS runs after one warm-up run (which also fills the circuit cache);
 ours and the peer run alternately so that both see the same load on a shared machine.
 
-- run_memory vs direct: the peer samples the same stim circuit bit-packed in batches of the same size and
-  decodes every shot with one pymatching decode_batch call per batch, written out here without the harness.
+- run_memory vs direct: run_memory in one process (num_workers=1); the peer samples the same stim circuit
+  bit-packed in batches of the same size and decodes every shot with one pymatching decode_batch call per
+  batch, written out here without the harness. benchmarks/sinter_qec.py times the sinter workers.
 - d = 3 target: run_memory's sample + decode throughput against the 1M shots/s target.
 - stim vs Aer: run_memory against run_memory_aer for the d = 3 bit-flip repetition code.
 """
@@ -21,7 +22,6 @@ import numpy as np
 import pymatching
 
 from benchmarks.common import format_table, median_time, paired_median_times
-from harness.qec.aer_memory import run_memory_aer
 from harness.qec.memory import compiled_memory, run_memory
 from harness.qec.noise import QecNoise
 
@@ -56,11 +56,16 @@ def _direct(d: int, shots: int) -> Callable[[], int]:
 
 def _ours(code: str, d: int, shots: int) -> Callable[[], object]:
     basis = "Z"
-    return lambda: run_memory(code, d, basis, NOISE, max_shots=shots, max_errors=10**12, seed=1, batch=BATCH)
+    # One process: the peer is single-threaded too (benchmarks/sinter_qec.py times the sinter workers).
+    return lambda: run_memory(
+        code, d, basis, NOISE, max_shots=shots, max_errors=10**12, seed=1, batch=BATCH, num_workers=1
+    )
 
 
 def main() -> list[dict]:
     """Time the memory experiments; print and return the benchmark rows (throughputs in shots/s)."""
+    from harness.qec.aer_memory import run_memory_aer  # qiskit: imported by the Aer row only
+
     rows = []
     for d, shots in SHOTS.items():
         t_ours, t_peer = paired_median_times(_ours("surface", d, shots), _direct(d, shots))

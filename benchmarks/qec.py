@@ -62,7 +62,8 @@ def run(shots: dict[int, int] | None = None, aer_shots: int = bench_qec.AER_SHOT
         "Noise: every parameter 1e-3 (link px = py = pz, gates, measurement, idle); Z-basis memories, rounds = d. "
         "The direct peer samples the same stim circuit bit-packed in batches of "
         f"{bench_qec.BATCH} and decodes each batch with one pymatching `decode_batch` call, written without the "
-        "harness; run_memory adds the circuit cache, the stopping rule, error counting and the Estimate. Ours and "
+        "harness; run_memory (num_workers=1: its block sampler in this process) adds the circuit cache, seeded "
+        "blocks, the stopping rule, chunked decode timing and the Estimate. Ours and "
         f"the peer run alternately (median of {repeats} after a warm-up) so both see the same load. The Aer row "
         "compares throughputs, since the Aer path is too slow to run the same number of shots."
     )

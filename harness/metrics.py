@@ -45,7 +45,13 @@ class Estimate:
     """A measured number with its interval, sample size, unit and better-direction.
 
     `n` is the sample size the interval rests on (coincidences, shots, channel uses).
-    `samples` optionally holds bootstrap replicates; it is never persisted.
+    `samples` optionally holds bootstrap replicates of the value; it is never persisted. The replicates of the
+    Estimates one protocol returns are drawn jointly: replicate i of every metric comes from the same resample of
+    the counts, so replicates of equal index may be paired across metrics (e.g. for max-T statistics). Metrics whose
+    counts share nothing (the Bell tomography and the coincidence counts) have independent replicates; the rates
+    protocol resamples the Bell record exactly as the bell protocol does, so its ebit rate's replicate i rests on
+    bell_fidelity's resample i. A value carrying a bootstrap bias correction has replicates centred on it. The
+    interval need not be read off the replicates (metrics linear in the counts have analytic score intervals).
     `binomial` optionally holds the counts (failures, trials) of a metric that is a binomial share: the value is
     1 - failures/trials for a higher-is-better metric and failures/trials for a lower-is-better one. The gate then
     tests it exactly (valid at zero failures); the session keeps the counts in the stored detail.
@@ -145,7 +151,15 @@ class MetricSpec:
 H, L = Direction.HIGHER, Direction.LOWER
 
 _SPECS = [
-    MetricSpec("bell_fidelity", "fidelity", "", H, "Fidelity of the delivered state to |Phi+>", "bell", primary=True),
+    MetricSpec(
+        "bell_fidelity",
+        "fidelity",
+        "",
+        H,
+        "Fidelity of the delivered state to |Phi+> (linear inversion)",
+        "bell",
+        primary=True,
+    ),
     # For the states a link delivers (Werner-like) C = 2F - 1: one test serves both (replicates correlate at 1.00).
     MetricSpec(
         "concurrence",
@@ -156,7 +170,7 @@ _SPECS = [
         "bell",
         alias_of="bell_fidelity",
     ),
-    MetricSpec("chsh_s", "fidelity", "", H, "CHSH S maximised over settings (Horodecki)", "bell"),
+    MetricSpec("chsh_s", "fidelity", "", H, "CHSH S at the settings optimal for |Phi+>: sqrt2 (E_XX + E_ZZ)", "bell"),
     MetricSpec("qber_z", "fidelity", "", L, "Quantum bit error rate in the Z basis", "bell"),
     MetricSpec("qber_x", "fidelity", "", L, "Quantum bit error rate in the X basis", "bell"),
     MetricSpec("link_process_fidelity", "fidelity", "", H, "Process fidelity of the link to identity", "link"),

@@ -1,6 +1,11 @@
 """Analysis core: tomography, measures, capacities, intervals and the metric estimators."""
 
-from harness.analysis.bootstrap import bootstrap_estimate, resample_multinomial, resample_poisson
+from harness.analysis.bootstrap import (
+    bootstrap_estimate,
+    resample_coincidences,
+    resample_multinomial,
+    resample_poisson,
+)
 from harness.analysis.capacities import (
     CLOSED_FORMS,
     Capacities,
@@ -32,6 +37,7 @@ from harness.analysis.intervals import (
     poisson_interval,
     proportion_estimate,
     rate_interval,
+    weighted_proportions_interval,
     wilson_interval,
 )
 from harness.analysis.measures import (
@@ -39,6 +45,7 @@ from harness.analysis.measures import (
     average_gate_fidelity,
     binary_entropy,
     chsh_max,
+    chsh_phi_plus,
     coherent_information,
     concurrence,
     process_fidelity,
@@ -76,6 +83,7 @@ __all__ = [
     "ce_and_q1",
     "channel_capacities",
     "chsh_max",
+    "chsh_phi_plus",
     "clopper_pearson_interval",
     "coherent_information",
     "coherent_information_capacity",
@@ -105,10 +113,12 @@ __all__ = [
     "rate_interval",
     "reconstruct_bell_state",
     "reconstruct_link_choi",
+    "resample_coincidences",
     "resample_multinomial",
     "resample_poisson",
     "state_fidelity",
     "state_tomography",
     "von_neumann_entropy",
+    "weighted_proportions_interval",
     "wilson_interval",
 ]

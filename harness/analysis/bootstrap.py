@@ -40,6 +40,25 @@ def resample_poisson(counts: np.ndarray, rng: np.random.Generator, n_boot: int) 
     return rng.poisson(counts, size=(n_boot, *counts.shape))
 
 
+def resample_coincidences(
+    coincidences: int, singles_a: int, singles_b: int, rng: np.random.Generator, n_boot: int
+) -> np.ndarray:
+    """Return n_boot joint Poisson resamples (C, N_A, N_B) of coincidences and the singles that contain them.
+
+    Every coincidence is also a single on both arms, so C and the events seen by one arm only (N_A - C, N_B - C)
+    are the independent counts: each is resampled and the singles are rebuilt as C + only. Resampling the singles
+    independently of C would overstate the spread of C/N and of the accidentals N_A N_B tau / T.
+    """
+    c, n_a, n_b = (int(x) for x in as_counts([coincidences, singles_a, singles_b], "coincidence counts"))
+    if c > min(n_a, n_b):
+        raise AnalysisError(f"coincidences {c} exceed the singles ({n_a}, {n_b}); every coincidence is a single")
+    check_rng(rng)
+    n_boot = check_n_boot(n_boot)
+    c_star = rng.poisson(c, size=n_boot)
+    only = rng.poisson([n_a - c, n_b - c], size=(n_boot, 2))
+    return np.column_stack([c_star, c_star + only[:, 0], c_star + only[:, 1]])
+
+
 def bootstrap_estimate(
     estimator: Callable[[np.ndarray], np.ndarray],
     counts: np.ndarray,

@@ -44,6 +44,64 @@ def clopper_pearson_interval(k: int | np.ndarray, n: int | np.ndarray, confidenc
     return low, high
 
 
+def weighted_proportions_interval(
+    k: np.ndarray, n: np.ndarray, weights: np.ndarray, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Return the score interval (low, high) of theta = sum_s w_s p_s from independent binomial counts k_s of n_s.
+
+    The bounds solve (theta - theta_hat)^2 = z^2 sum_s w_s^2 p_s(1 - p_s)/n_s with every proportion moved by the
+    same amount, p_s = clip(k_s/n_s + (theta - theta_hat)/sum_s w_s, 0, 1): one proportion gives the Wilson
+    interval, and near 0 the interval stays skewed as the counts are (a normal interval would cross 0 there).
+    """
+    c = check_confidence(confidence)
+    k, n, w = (np.asarray(a, dtype=float).ravel() for a in (k, n, weights))
+    if not (k.shape == n.shape == w.shape) or np.any(n <= 0) or np.any(k < 0) or np.any(k > n) or np.any(w < 0):
+        raise AnalysisError("weighted proportions need matching k, n, weights with 0 <= k <= n, n > 0, weights >= 0")
+    z2 = float(stats.norm.ppf(0.5 + c / 2)) ** 2
+    p_hat = k / n
+    theta_hat, w_sum = float(w @ p_hat), float(w.sum())
+
+    def excess(theta: np.ndarray) -> np.ndarray:
+        p = np.clip(p_hat[None] + (theta[:, None] - theta_hat) / w_sum, 0.0, 1.0)
+        return (theta - theta_hat) ** 2 - z2 * np.sum(w**2 * p * (1 - p) / n, axis=1)
+
+    # excess <= 0 at theta_hat and > 0 at the ends of [0, sum w] (unless theta_hat sits there): bisect each side.
+    lo = np.array([0.0, theta_hat])
+    hi = np.array([theta_hat, w_sum])
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        out = excess(mid) > 0
+        # Lower side: a point outside the interval lies below the bound; upper side: above it.
+        lo = np.where([out[0], not out[1]], mid, lo)
+        hi = np.where([not out[0], out[1]], mid, hi)
+    inner = (lo + hi) / 2
+    return float(min(inner[0], theta_hat)), float(max(inner[1], theta_hat))
+
+
+def affine_proportions_estimate(
+    name: str,
+    offset: float,
+    sign: float,
+    weights: np.ndarray,
+    counts: tuple[np.ndarray, np.ndarray],
+    confidence: float = 0.95,
+    samples: np.ndarray | None = None,
+    n_total: int | None = None,
+) -> Estimate:
+    """Return the Estimate of offset + sign * sum_s w_s k_s/n_s, counts = (k, n), with the score interval.
+
+    Linear in the counts, so the value is unbiased; the interval is `weighted_proportions_interval` mapped
+    through the affine map. The Estimate's `n` is `n_total` (default: the counts of the settings with weight).
+    """
+    k, n = (np.asarray(a, dtype=float).ravel() for a in counts)
+    w = np.asarray(weights, dtype=float).ravel()
+    low, high = weighted_proportions_interval(k, n, w, confidence)
+    ends = sorted((offset + sign * low, offset + sign * high))
+    value = offset + sign * float(w @ (k / n))
+    size = int(n[w > 0].sum()) if n_total is None else int(n_total)
+    return make_estimate(name, value, ends[0], ends[1], size, confidence, samples)
+
+
 def poisson_interval(k: int | np.ndarray, confidence: float = 0.95) -> tuple:
     """Return the exact Poisson (Garwood) interval (low, high) for the mean of an observed count k."""
     c = check_confidence(confidence)

@@ -1,12 +1,18 @@
-"""Rate metrics of a pair link: accidental-corrected pair rate, heralding, CAR, ebit and key rates, PLOB share."""
+"""Rate metrics of a pair link: accidental-corrected pair rate, heralding, CAR, ebit and key rates, PLOB share.
+
+Replicates are joint: the coincidences and singles are resampled together (`resample_coincidences`: every
+coincidence is also a single on both arms), and the Bell tomography with `bell_replicates`, so replicate i of
+every rate metric comes from the same resample of both records. Given the Bell protocol's generator
+(`bell_rng`), the Bell resamples are the very ones behind the Bell protocol's estimates.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.analysis.bootstrap import resample_multinomial, resample_poisson
+from harness.analysis.bootstrap import resample_coincidences
 from harness.analysis.capacities import bbm92_key_fraction
-from harness.analysis.estimators import bell_counts_array, bell_values
+from harness.analysis.estimators import bell_counts_array, bell_replicates
 from harness.analysis.intervals import make_estimate, percentile_interval, poisson_interval, wilson_interval
 from harness.analysis.validation import AnalysisError, as_counts, check_confidence, check_n_boot, check_rng
 from harness.metrics import Estimate
@@ -41,15 +47,14 @@ def plob_share(eta: np.ndarray, ebits_per_pair: np.ndarray) -> np.ndarray:
     return np.where(e > 0, ratio * ic, 0.0)
 
 
-def _rate_values(c: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, tau: float, t: float, table: np.ndarray) -> dict:
+def _rate_values(c: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, tau: float, t: float, bell: dict) -> dict:
     acc = n_a * n_b * tau / t
     true = c - acc
     pair_rate = true / t
     with np.errstate(divide="ignore", invalid="ignore"):
         eta_b = true / n_a
         car = np.where(acc > 0, true / acc, np.nan)
-    bell = bell_values(table)
-    ic = bell["coherent_information"]
+    ic = np.asarray(bell["coherent_information"])
     key = bbm92_key_fraction(np.clip(bell["qber_x"], 0, 1), np.clip(bell["qber_z"], 0, 1))
     return {
         "pair_rate_hz": pair_rate,
@@ -69,23 +74,26 @@ def estimate_rate_metrics(
     rng: np.random.Generator,
     n_boot: int = 200,
     confidence: float = 0.95,
+    bell_rng: np.random.Generator | None = None,
 ) -> dict[str, Estimate]:
     """Return pair_rate_hz, heralding efficiencies, car, ebit_rate_hz, secret_key_rate_bps, plob_fraction Estimates.
 
     Accidentals acc = N_A N_B tau / T are removed from the coincidences C. The pair rate uses the
-    Garwood interval of C (acc held fixed), the heralding efficiencies the Wilson interval of
-    (C - acc) out of the singles; CAR and the products with the tomography use a bootstrap of
-    Poisson-resampled counts and multinomial-resampled tomography.
+    Garwood interval of C (acc held fixed: its spread is ~1e-3 of C's), the heralding efficiencies the
+    Wilson interval of (C - acc) out of the singles (given N, C is binomial); CAR and the products with
+    the tomography use the percentile interval of the joint replicates. The coherent information behind
+    the ebit rate and the PLOB share is bootstrap bias-corrected (see `harness.analysis.estimators`).
+    `bell_rng` (default `rng`) resamples the Bell tomography.
     """
     c, n_a, n_b, tau, t = _check_coincidences(coinc)
     table = bell_counts_array(bell)
     check_rng(rng)
     n_boot = check_n_boot(n_boot)
     confidence = check_confidence(confidence)
-    point = {k: float(v) for k, v in _rate_values(c, n_a, n_b, tau, t, table).items()}
-    pois = resample_poisson(np.array([c, n_a, n_b]), rng, n_boot)
-    reps = resample_multinomial(table, rng, n_boot)
-    boot = _rate_values(pois[:, 0], pois[:, 1], pois[:, 2], tau, t, reps)
+    found = bell_replicates(table, check_rng(bell_rng) if bell_rng is not None else rng, n_boot)
+    point = {k: float(v) for k, v in _rate_values(c, n_a, n_b, tau, t, found.point).items()}
+    pois = resample_coincidences(c, n_a, n_b, rng, n_boot)
+    boot = _rate_values(pois[:, 0], pois[:, 1], pois[:, 2], tau, t, found.samples)
     acc = n_a * n_b * tau / t
     out: dict[str, Estimate] = {}
     low, high = poisson_interval(c, confidence)

@@ -39,6 +39,12 @@ class Truth:
     chsh_s: float
     coherent_information: float
     pair_rate_hz: float
+    heralding_efficiency_a: float
+    heralding_efficiency_b: float
+    car: float
+    ebit_rate_hz: float
+    secret_key_rate_bps: float
+    plob_fraction: float
     capacity_ce_bits: float
     capacity_q1_bits: float
     capacity_chi_bits: float
@@ -52,6 +58,12 @@ class Truth:
         "chsh_s",
         "coherent_information",
         "pair_rate_hz",
+        "heralding_efficiency_a",
+        "heralding_efficiency_b",
+        "car",
+        "ebit_rate_hz",
+        "secret_key_rate_bps",
+        "plob_fraction",
         "capacity_ce_bits",
         "capacity_q1_bits",
         "capacity_chi_bits",
@@ -66,6 +78,7 @@ class Truth:
 def truth(profile: Any) -> Truth:
     """Return the exact Truth of an effective Profile (rates in Hz, information in bits)."""
     from harness.analysis import capacities, measures
+    from harness.analysis.rates import plob_share
 
     det = profile.detectors
     link = profile.link
@@ -76,6 +89,9 @@ def truth(profile: Any) -> Truth:
     observed = observed_state(delivered, det.readout_error_a, det.readout_error_b)
     obs_choi = observed_link_choi(kraus, f_acc, det.readout_error_b)
     caps = capacities.channel_capacities(obs_choi)
+    ic = float(measures.coherent_information(observed))
+    q_z, q_x = float(measures.qber(observed, "Z")), float(measures.qber(observed, "X"))
+    c_t = r.true_coincidence_hz
     return Truth(
         rates=r,
         link_kraus=kraus,
@@ -84,12 +100,19 @@ def truth(profile: Any) -> Truth:
         observed_state=observed,
         observed_link_choi=obs_choi,
         bell_fidelity=float(measures.state_fidelity(observed, PHI_PLUS)),
-        qber_z=float(measures.qber(observed, "Z")),
-        qber_x=float(measures.qber(observed, "X")),
+        qber_z=q_z,
+        qber_x=q_x,
         concurrence=float(measures.concurrence(observed)),
-        chsh_s=float(measures.chsh_max(observed)),
-        coherent_information=float(measures.coherent_information(observed)),
-        pair_rate_hz=float(r.true_coincidence_hz),
+        chsh_s=float(measures.chsh_phi_plus(observed)),
+        coherent_information=ic,
+        pair_rate_hz=float(c_t),
+        # The rate estimators divide by the mean singles S_A, S_B (dark counts included) and the mean accidentals.
+        heralding_efficiency_a=float(c_t / r.singles_b_hz),
+        heralding_efficiency_b=float(c_t / r.singles_a_hz),
+        car=float(c_t / r.accidental_hz) if r.accidental_hz > 0 else float("nan"),
+        ebit_rate_hz=float(c_t * max(0.0, ic)),
+        secret_key_rate_bps=float(c_t * 0.5 * capacities.bbm92_key_fraction(q_x, q_z)),
+        plob_fraction=float(plob_share(c_t / r.singles_a_hz, ic)),
         capacity_ce_bits=caps.C_E,
         capacity_q1_bits=caps.Q1,
         capacity_chi_bits=caps.chi,

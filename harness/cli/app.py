@@ -10,10 +10,18 @@ from rich.console import Console
 
 from harness.errors import ExitCode
 
-DEFAULT_DB = "reports/qharness.db"
+# None: the store named by $QHARNESS_DB, else reports/qharness.db (harness.store.default_store_url).
+DEFAULT_DB: str | None = None
 
 DbOption = Annotated[
-    str, typer.Option("--db", "--results-db", metavar="PATH", help="results store (SQLite file or sqlite:///PATH)")
+    str | None,
+    typer.Option(
+        "--db",
+        "--results-db",
+        metavar="PATH|URL",
+        help="results store: a SQLite file, sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: $QHARNESS_DB, else reports/qharness.db)",
+    ),
 ]
 
 # A bare command group prints its help; errors are one line, never a rich traceback. Plain (click) help, not rich
@@ -54,16 +62,16 @@ def console() -> Console:
     return Console(width=200 if not sys.stdout.isatty() else None)
 
 
-def open_db(command: str, db: str) -> Any:
-    """Return the Store at `db`, or exit 4 when it is missing or unusable (reading never creates a store)."""
+def open_db(command: str, db: str | None) -> Any:
+    """Return the Store at `db` ($QHARNESS_DB by default), or exit 4 when it is missing or unusable (never created)."""
     from harness.report.build import open_store
     from harness.report.data import ReportError
-    from harness.store import StoreError, check_store, store_path
+    from harness.store import StoreError, check_store, default_store_url, parse_store_url
 
     try:
-        path = store_path(db)
-        if path.exists():
-            check_store(path)  # one line for junk, a directory, a newer schema, no permission; never writes
-        return open_store(path)
+        url = parse_store_url(db or default_store_url())
+        if url.exists():
+            check_store(url)  # one line for junk, a directory, a newer schema, no permission; never writes
+        return open_store(url)
     except (ReportError, StoreError) as exc:
         fail(command, str(exc))

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -86,7 +86,7 @@ def _stop(proc: subprocess.Popen, grace_s: float) -> bool:
     return False
 
 
-def run_child(cmd: Sequence[str], grace_s: float = GRACE_S) -> ChildResult:
+def run_child(cmd: Sequence[str], grace_s: float = GRACE_S, env: Mapping[str, str] | None = None) -> ChildResult:
     """Run `cmd` in its own session; on SIGINT/SIGTERM forward one SIGINT, wait up to `grace_s`, then SIGKILL."""
     blocked = STOP_SIGNALS | {signal.SIGCHLD}
     # An inherited SIG_IGN for SIGCHLD would let the kernel reap the child and hide its exit status.
@@ -94,7 +94,7 @@ def run_child(cmd: Sequence[str], grace_s: float = GRACE_S) -> ChildResult:
     # Blocked before the fork: a signal that comes while the child starts waits for sigwaitinfo below.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
-        proc = subprocess.Popen(list(cmd), start_new_session=True, preexec_fn=_child_setup(blocked))
+        proc = subprocess.Popen(list(cmd), start_new_session=True, preexec_fn=_child_setup(blocked), env=env)
         signum = _wait_for_end(proc, None)
         killed = _stop(proc, grace_s) if signum is not None else False
         returncode = proc.wait()

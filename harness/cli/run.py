@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import sys
@@ -15,7 +16,7 @@ from harness.cli.app import DEFAULT_DB, DbOption, app, fail
 from harness.cli.child import GRACE_S, ChildResult, run_child
 from harness.errors import ExitCode
 from harness.profiles import ProfileError, load_profile
-from harness.store import RunStatus, Store, StoreError, check_store, utc_now
+from harness.store import RunStatus, Store, StoreError, StoreURL, check_store, default_store_url, utc_now
 
 
 def suites_dir() -> Path:
@@ -31,7 +32,7 @@ def pytest_command(
     *,
     build: str | None,
     baseline: str | None,
-    db: str,
+    db: str | None,
     seed: int,
     budget: str,
     alpha: float,
@@ -47,7 +48,9 @@ def pytest_command(
         cmd += ["--firmware-build", build]
     if baseline:
         cmd += ["--baseline-build", baseline]
-    cmd += ["--results-db", db, "--harness-seed", str(seed), "--budget", budget, "--alpha", str(alpha)]
+    if db is not None:
+        cmd += ["--results-db", db]
+    cmd += ["--harness-seed", str(seed), "--budget", budget, "--alpha", str(alpha)]
     if summary:
         cmd += ["--harness-summary", summary]
     if strict:
@@ -73,20 +76,20 @@ def _check_profiles(profiles: list[str], build: str | None) -> list[str]:
     return names
 
 
-def _check_store(db: str) -> Path:
-    """Return the results store's SQLite path, or exit 4 on one line if it cannot be used (nothing is written)."""
+def _check_store(db: str) -> StoreURL:
+    """Return the results store's location, or exit 4 on one line if it cannot be used (nothing is written)."""
     try:
         return check_store(db)
     except StoreError as exc:
         fail("run", str(exc))
 
 
-def _runs_outcome(path: Path, since: str) -> str:
+def _runs_outcome(url: StoreURL, since: str) -> str:
     """Mark 'aborted' the runs the ended child left 'running', and say what became of the runs it started."""
-    if not path.exists():
+    if not url.exists():
         return "nothing was stored"
     try:
-        with Store(path) as store:  # opening the store marks the runs of dead processes aborted
+        with Store(url) as store:  # opening the store marks the runs of dead processes aborted
             runs = [r for r in store.runs() if r.started_at >= since]
     except (StoreError, sqlite3.Error) as exc:
         return f"the store could not be updated ({exc}); its runs are marked aborted when it is next opened"
@@ -127,7 +130,7 @@ def _stopped_line(result: ChildResult, outcome: str, report: str | None) -> str:
     return f"qharness run: {how}{killed}; {outcome}{skipped}"
 
 
-def _write_report(db: Path, build: str | None, names: list[str], out_dir: str) -> None:
+def _write_report(db: StoreURL, build: str | None, names: list[str], out_dir: str) -> None:
     """Write the report of the run just finished into `out_dir` (a failure is one line, not an exit status)."""
     from harness.report import ReportError, build_report, open_store
 
@@ -175,12 +178,15 @@ def run(
     suites: the run is marked aborted, its raw records are kept, and qharness exits 2.
     """
     names = _check_profiles(profile, build)
-    path = _check_store(db)
+    target = db or default_store_url()
+    url = _check_store(target)
+    # A server URL (which may hold a password) reaches pytest through the environment, not its command line.
+    env = None if url.is_sqlite else {**os.environ, "QHARNESS_DB": target}
     cmd = pytest_command(
         profile,
         build=build,
         baseline=baseline,
-        db=str(path),
+        db=str(url.path) if url.is_sqlite else None,
         seed=seed,
         budget=budget,
         alpha=alpha,
@@ -190,13 +196,13 @@ def run(
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
     started = utc_now()
-    result = run_child(cmd)
+    result = run_child(cmd, env=env)
     code = _exit_code(result)
     if code in (ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR):
-        outcome = _runs_outcome(path, started)  # a child that did not finish leaves no run 'running'
+        outcome = _runs_outcome(url, started)  # a child that did not finish leaves no run 'running'
         # A stop that pytest reported itself (exit 2 on a collection error) needs no second line; no report of it.
         if result.interrupted or result.returncode < 0:
             typer.echo(_stopped_line(result, outcome, report), err=True)
-    elif report and path.exists():
-        _write_report(path, build, names, report)
+    elif report and url.exists():
+        _write_report(url, build, names, report)
     raise typer.Exit(code)

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +36,8 @@ class MeasureContext:
     n_boot: int
     build: str = ""
     call: int = 0
+    qec_workers: int | None = None  # logical sampling processes (None: every core when the budget pays for them)
+    resume_dir: Path | None = None  # where logical sampling keeps its sinter CSVs, to resume an interrupted run
 
     def rng(self, purpose: str) -> np.random.Generator:
         """An independent stream for this build, protocol step and call."""
@@ -85,12 +88,21 @@ class Ledger:
     raw: dict[str, object] = field(default_factory=dict)  # protocol -> pooled record, or its Failure
     scale: dict[str, float] = field(default_factory=dict)  # protocol -> total budget scale behind its record
     calls: int = 0
+    qec_workers: int | None = None  # passed to every MeasureContext
+    resume_dir: Path | None = None  # passed to every MeasureContext
 
     def context(self, scale: float) -> MeasureContext:
         """A fresh context at `scale`: every measurement and estimation draws from its own random stream."""
         self.calls += 1
         return MeasureContext(
-            self.profile, scale, self.seed, self.profile.measurement.bootstrap, build=self.build, call=self.calls
+            self.profile,
+            scale,
+            self.seed,
+            self.profile.measurement.bootstrap,
+            build=self.build,
+            call=self.calls,
+            qec_workers=self.qec_workers,
+            resume_dir=self.resume_dir,
         )
 
     def failure(self, protocol: str) -> Failure | None:

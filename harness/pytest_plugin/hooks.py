@@ -132,7 +132,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     opts = state.options
     if opts.summary_path and not _is_worker(session.config):
         sinks.write_summary(state.store, state.session_id, opts.summary_path)
-    if opts.allure_dir and not _is_worker(session.config) and opts.db_path.exists():
+    if opts.allure_dir and not _is_worker(session.config) and opts.store_url.exists():
         sinks.write_allure_environment(state.store, state.session_id, opts.allure_dir)
     state.close()
 
@@ -140,7 +140,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     """Print one table per profile: value ± interval, baseline, delta and verdict of each metric."""
     state = state_of(config)
-    if state is None or _is_worker(config) or not state.options.db_path.exists():
+    if state is None or _is_worker(config) or not state.options.store_url.exists():
         return
     sinks.write_tables(terminalreporter, state.store, state.session_id)
     state.close()

@@ -12,6 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.profiles import LoadedProfile
+    from harness.store import StoreURL
 
 MARKERS = {
     "fidelity": "metric of the fidelity family (Bell state, link process)",
@@ -46,9 +47,16 @@ def add_options(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--results-db",
-        default="reports/qharness.db",
-        metavar="PATH",
-        help="SQLite results store: a file path or sqlite:///PATH (default: reports/qharness.db)",
+        default=None,
+        metavar="PATH|URL",
+        help="results store: a SQLite file path, sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: $QHARNESS_DB, else reports/qharness.db)",
+    )
+    g.addoption(
+        "--lease-timeout",
+        default="600",
+        metavar="S",
+        help="longest wait, in s, for another run's lease on a bench profile before giving up (default 600)",
     )
     g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
     g.addoption(
@@ -73,7 +81,8 @@ class HarnessOptions:
     profiles: Mapping[str, LoadedProfile]
     firmware_build: str | None
     baseline_build: str | None
-    db_path: Path
+    store_url: StoreURL
+    lease_timeout_s: float
     seed: int
     budget: str
     alpha: float
@@ -98,7 +107,8 @@ class HarnessOptions:
             profiles=MappingProxyType(profiles),
             firmware_build=opt.firmware_build,
             baseline_build=opt.baseline_build,
-            db_path=_check_store(opt.results_db),
+            store_url=_check_store(opt.results_db),
+            lease_timeout_s=_lease_timeout(opt.lease_timeout),
             seed=seed,
             budget=opt.budget,
             alpha=alpha,
@@ -116,14 +126,22 @@ def _parse(text: str, kind: Callable[[str], _T], option: str, expected: str) -> 
         raise pytest.UsageError(f"{option} must be {expected}; got {text!r}") from None
 
 
-def _check_store(target: str) -> Path:
-    """The SQLite path of a usable --results-db, checked once before any device is touched; never writes."""
-    from harness.store import StoreError, check_store
+def _check_store(target: str | None) -> StoreURL:
+    """The location of a usable --results-db ($QHARNESS_DB by default), checked once before any device is touched."""
+    from harness.store import StoreError, check_store, default_store_url
 
     try:
-        return check_store(target)
+        return check_store(target or default_store_url())
     except StoreError as exc:
         raise pytest.UsageError(f"--results-db: {exc}") from None
+
+
+def _lease_timeout(text: str) -> float:
+    """The --lease-timeout in s: a number >= 0."""
+    value = _parse(text, float, "--lease-timeout", "a number of seconds >= 0, e.g. --lease-timeout 600")
+    if not value >= 0:
+        raise pytest.UsageError(f"--lease-timeout must be >= 0 s, got {text}")
+    return value
 
 
 def _without_prefix(message: str, ref: str) -> str:

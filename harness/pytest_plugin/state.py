@@ -68,7 +68,7 @@ class HarnessState:
 
             # SIGTERM ends the session as Ctrl-C does (exit 2); installed first, so the store's handler chains to it.
             self._terminate.install()
-            self._store = Store(self.options.db_path)
+            self._store = Store(self.options.store_url)
             # A run killed by SIGTERM/SIGINT is marked aborted; its raw records are already committed.
             self._store.install_abort_handler()
         return self._store

@@ -12,7 +12,8 @@ implements the mapping in harness/qec/noise.py independently of stim:
   qubit is reset or never used again).
 
 Raw measurement records are turned into detection events with the circuit's detector definitions
-(every detector's noise-free parity is 0) and decoded with the same matching graph as the stim path.
+(every detector's noise-free parity is 0) and decoded with the same matching graph and decode function as the
+stim path.
 Aer simulates shot by shot, so this path is for small circuits (d = 3) at inflated noise.
 """
 
@@ -24,9 +25,11 @@ from qiskit.circuit.library import IGate
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, pauli_error
 
+from harness.qec.blocks import decode_errors
 from harness.qec.codes import MemoryCircuit, check_request
-from harness.qec.memory import MemoryResult, compiled_memory, count_logical_errors
+from harness.qec.memory import MemoryResult, compiled_memory
 from harness.qec.noise import QecError, QecNoise
+from harness.qec.sampling import Sampled, timing_of
 
 LINK_LABEL = "link"
 IDLE_LABEL = "idle"
@@ -111,5 +114,5 @@ def run_memory_aer(
     comp = compiled_memory(code, distance, basis, rounds, noise)
     records = sample_records(comp.layout, noise, shots, seed)
     dets, obs = records_to_events(comp.layout, records)
-    errors, dt = count_logical_errors(comp.matching, dets, obs)
-    return MemoryResult.from_decoding(comp, shots, errors, dt)
+    errors, counts = decode_errors(comp.matching, dets, obs)
+    return MemoryResult.of(comp.layout, Sampled(shots, errors, timing_of(counts), shots, None))

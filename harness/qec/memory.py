@@ -1,53 +1,45 @@
-"""Sampling and matching-decoding of logical-memory experiments, and their metrics as Estimates.
+"""Logical-memory experiments: sample with stim, decode with pymatching (through sinter), report as Estimates.
 
-`run_memory` samples detection events with stim's compiled detector sampler (bit-packed) and decodes each
-batch with ONE `pymatching.Matching.decode_batch` call, stopping at `max_shots` or once `max_errors`
-logical errors are seen (checked after each batch, like sinter). Shots whose syndrome is all zero are
-not passed to the decoder: matching predicts no observable flip for them by construction, and at
-realistic noise they are most shots.
+`run_memory` and `run_codes` build the stim circuit and matching graph of each memory and hand them to
+harness/qec/sampling.py, which samples them in seeded blocks with sinter on `num_workers` processes (default:
+every core when the budget is large enough to pay for starting them), stops at `max_shots` or once
+`max_errors` logical errors are seen (checked after each block of `batch` shots, as a sequential loop would),
+and resumes from sinter CSVs in `resume_dir`. The numbers depend on the code, noise, seed and budget only,
+never on the number of workers or on an interruption (harness/qec/blocks.py says how; as for any stim seed, on
+the same stim version and SIMD width). Block 0 is seeded with the seed itself, so a budget of at most one
+block gives the numbers of the former single-process loop.
 
-Intervals:
+Intervals (harness/qec/intervals.py):
 - logical success 1 - p_L: Wilson score interval of p_L, mapped through 1 - p;
 - logical error per round eps = (1 - (1 - 2 p_L)^(1/rounds)) / 2 (p_L clipped to 1/2), monotone in p_L, so
-  the Wilson bounds map to bounds on eps; `rounds` counts the receiver's syndrome rounds;
-- decode time per shot: the range of the per-batch times per shot (a single batch gives a point);
+  the bounds of p_L map to bounds on eps; `rounds` counts the receiver's syndrome rounds;
 - surface-code headline (run_code): 1 - (p_fail_z + p_fail_x), a conservative bound on the logical
-  entanglement fidelity (union bound over logical X and Z failures). Its interval adds the two Wilson
-  intervals, each taken at confidence 1 - alpha/2 (Bonferroni), so the sum has coverage >= 1 - alpha.
+  entanglement fidelity (union bound over logical X and Z failures); the interval of the sum of the two
+  independent failure probabilities is the Fay-Feuer gamma interval, valid with zero failures on a basis;
+- decode time per shot: host wall clock of the matching decoder (µs), a property of the machine that runs
+  the harness, not of the device under test; the Student-t interval of the mean over decode chunks.
 """
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pymatching
 import stim
-from scipy.stats import norm
 
 from harness.analysis.intervals import make_estimate
 from harness.metrics import Estimate, parse_code
 from harness.qec.codes import CODES, PROTECTED_BASIS, MemoryCircuit, check_request, memory_circuit
+from harness.qec.intervals import CONFIDENCE, DecodeTiming, sum_interval, wilson_interval
 from harness.qec.noise import QecError, QecNoise
+from harness.qec.sampling import Sampled, SamplingJob, sample_memories
 
-CONFIDENCE = 0.95
-
-
-def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Return the Wilson score interval (low, high) of a binomial proportion k/n."""
-    if n <= 0:
-        return 0.0, 1.0
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return min(low, p), max(high, p)
+BATCH = 100_000  # shots per block: the stopping rule is checked after each block
 
 
 def error_per_round(p_fail: float, rounds: int) -> float:
@@ -58,7 +50,7 @@ def error_per_round(p_fail: float, rounds: int) -> float:
 
 @dataclass(frozen=True)
 class MemoryResult:
-    """Outcome of one memory experiment: shots, logical errors, decode time and the code's size."""
+    """Outcome of one memory experiment: shots, logical errors, decode timing and the code's size."""
 
     code: str
     distance: int
@@ -66,32 +58,36 @@ class MemoryResult:
     rounds: int
     shots: int
     errors: int
-    decode_time_us_per_shot: float
     physical_qubits: int
-    batch_decode_us_per_shot: tuple[float, ...] = field(default=(), repr=False)
+    timing: DecodeTiming = field(default=DecodeTiming(), repr=False)
+    sampled_shots: int = 0  # shots this run sampled (0: read back from a resume file)
+    resume_file: Path | None = field(default=None, repr=False)
 
     @classmethod
-    def from_decoding(
-        cls, comp: CompiledMemory, shots: int, errors: int, decode_s: float, per_batch_us: tuple[float, ...] = ()
-    ) -> MemoryResult:
-        """The result of decoding `shots` shots of a compiled memory in `decode_s` seconds."""
-        us = decode_s / shots * 1e6
+    def of(cls, layout: MemoryCircuit, sampled: Sampled) -> MemoryResult:
+        """The result of sampling the memory `layout`."""
         return cls(
-            code=comp.layout.code,
-            distance=comp.layout.distance,
-            basis=comp.layout.basis,
-            rounds=comp.layout.rounds,
-            shots=shots,
-            errors=errors,
-            decode_time_us_per_shot=us,
-            physical_qubits=comp.layout.num_qubits,
-            batch_decode_us_per_shot=tuple(per_batch_us) or (us,),
+            code=layout.code,
+            distance=layout.distance,
+            basis=layout.basis,
+            rounds=layout.rounds,
+            shots=sampled.shots,
+            errors=sampled.errors,
+            physical_qubits=layout.num_qubits,
+            timing=sampled.timing,
+            sampled_shots=sampled.sampled_shots,
+            resume_file=sampled.resume_file,
         )
 
     @property
     def p_fail(self) -> float:
         """Logical failure probability p_L = errors / shots (NaN without shots)."""
         return self.errors / self.shots if self.shots else math.nan
+
+    @property
+    def decode_time_us_per_shot(self) -> float:
+        """Mean host decode time per shot over the decode chunks, µs."""
+        return self.timing.mean_us
 
     def estimates(self, name: str | None = None, confidence: float = CONFIDENCE) -> dict[str, Estimate]:
         """Return logical success, logical error per round and decode time (µs) keyed by metric name.
@@ -101,64 +97,96 @@ class MemoryResult:
         """
         suffix = name or f"{self.code}_d{self.distance}"
         low, high = wilson_interval(self.errors, self.shots, confidence)
-        p = self.p_fail
-        times = self.batch_decode_us_per_shot or (self.decode_time_us_per_shot,)
-        return {
-            f"logical_success_{suffix}": make_estimate(
-                f"logical_success_{suffix}", 1 - p, 1 - high, 1 - low, self.shots, confidence
-            ),
-            f"logical_error_per_round_{suffix}": make_estimate(
-                f"logical_error_per_round_{suffix}",
-                error_per_round(p, self.rounds),
-                error_per_round(low, self.rounds),
-                error_per_round(high, self.rounds),
-                self.shots,
-                confidence,
-            ),
-            f"decode_time_us_{suffix}": make_estimate(
-                f"decode_time_us_{suffix}", self.decode_time_us_per_shot, min(times), max(times), self.shots, confidence
-            ),
-        }
+        return _logical_estimates(suffix, self.p_fail, low, high, self.shots, self.rounds, self.timing, confidence)
+
+
+def _logical_estimates(
+    suffix: str, p: float, low: float, high: float, n: int, rounds: int, timing: DecodeTiming, confidence: float
+) -> dict[str, Estimate]:
+    """The three metrics of a failure probability p in [low, high] from n shots, and of the decode timing."""
+    t_low, t_high = timing.interval(confidence)
+    return {
+        f"logical_success_{suffix}": make_estimate(
+            f"logical_success_{suffix}", 1 - p, 1 - high, 1 - low, n, confidence
+        ),
+        f"logical_error_per_round_{suffix}": make_estimate(
+            f"logical_error_per_round_{suffix}",
+            error_per_round(p, rounds),
+            error_per_round(low, rounds),
+            error_per_round(high, rounds),
+            n,
+            confidence,
+        ),
+        # n: the decode chunks the interval rests on.
+        f"decode_time_us_{suffix}": make_estimate(
+            f"decode_time_us_{suffix}", timing.mean_us, t_low, t_high, timing.chunks, confidence
+        ),
+    }
 
 
 @dataclass(frozen=True)
 class CompiledMemory:
-    """A memory experiment ready to sample: its circuit, matching graph and sizes."""
+    """A memory experiment ready to sample: its circuit, error model, matching graph and sizes."""
 
     layout: MemoryCircuit
     circuit: stim.Circuit
+    dem: stim.DetectorErrorModel
     matching: pymatching.Matching
     num_detectors: int
 
 
 @lru_cache(maxsize=64)
 def compiled_memory(code: str, distance: int, basis: str, rounds: int, noise: QecNoise) -> CompiledMemory:
-    """Return the (cached) stim circuit and matching graph of a memory experiment."""
+    """Return the (cached) stim circuit, error model and matching graph of a memory experiment."""
     layout = memory_circuit(code, distance, basis, rounds)
     circuit = layout.to_stim(noise)
     # PAULI_CHANNEL_1 with several non-zero terms needs the disjoint-to-independent approximation; it only
     # sets the matching weights (to second order in p), sampling stays exact.
     dem = circuit.detector_error_model(decompose_errors=True, approximate_disjoint_errors=True)
     matching = pymatching.Matching.from_detector_error_model(dem)
-    return CompiledMemory(layout, circuit, matching, circuit.num_detectors)
-
-
-def count_logical_errors(matching: pymatching.Matching, dets: np.ndarray, obs: np.ndarray) -> tuple[int, float]:
-    """Decode bit-packed detection events; return (logical errors, decode seconds) against bit-packed obs."""
-    flips = obs[:, 0] & 1
-    nonzero = np.flatnonzero(dets.any(axis=1))
-    t0 = time.perf_counter()
-    if nonzero.size:
-        pred = matching.decode_batch(dets[nonzero], bit_packed_shots=True, bit_packed_predictions=True)
-        flips[nonzero] ^= pred[:, 0] & 1
-    elapsed = time.perf_counter() - t0
-    return int(np.count_nonzero(flips)), elapsed
+    return CompiledMemory(layout, circuit, dem, matching, circuit.num_detectors)
 
 
 def _check_budget(max_shots: int, max_errors: int, batch: int) -> None:
     for key, value in (("max_shots", max_shots), ("max_errors", max_errors), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise QecError(f"{key} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory experiment to run: code, distance, basis, rounds (None: the distance) and seed."""
+
+    code: str
+    distance: int
+    basis: str
+    seed: int
+    rounds: int | None = None
+
+
+def run_memories(
+    specs: Iterable[MemorySpec],
+    noise: QecNoise,
+    *,
+    max_shots: int,
+    max_errors: int,
+    batch: int = BATCH,
+    num_workers: int | None = None,
+    resume_dir: Path | None = None,
+) -> list[MemoryResult]:
+    """Return the results of several memory experiments, sampled together (one sinter collection)."""
+    if not isinstance(noise, QecNoise):
+        raise QecError(f"noise must be a QecNoise, got {type(noise).__name__}; build one with QecNoise(...)")
+    _check_budget(max_shots, max_errors, batch)
+    comps, jobs = [], []
+    for spec in specs:
+        code, distance, basis, rounds = check_request(spec.code, spec.distance, spec.basis, spec.rounds)
+        comp = compiled_memory(code, distance, basis, rounds, noise)
+        label = {"code": code, "d": distance, "basis": basis, "rounds": rounds}
+        comps.append(comp)
+        jobs.append(SamplingJob(comp.circuit, comp.dem, label, int(spec.seed), max_shots, max_errors, batch))
+    sampled = sample_memories(jobs, num_workers=num_workers, resume_dir=resume_dir)
+    return [MemoryResult.of(c.layout, s) for c, s in zip(comps, sampled, strict=True)]
 
 
 def run_memory(
@@ -171,27 +199,22 @@ def run_memory(
     max_shots: int,
     max_errors: int,
     seed: int,
-    batch: int = 100_000,
+    batch: int = BATCH,
+    num_workers: int | None = None,
+    resume_dir: Path | None = None,
 ) -> MemoryResult:
     """Return the logical error count of a memory experiment sampled with stim and decoded by matching."""
-    if not isinstance(noise, QecNoise):
-        raise QecError(f"noise must be a QecNoise, got {type(noise).__name__}; build one with QecNoise(...)")
-    code, distance, basis, rounds = check_request(code, distance, basis, rounds)
-    _check_budget(max_shots, max_errors, batch)
-    comp = compiled_memory(code, distance, basis, rounds, noise)
-    sampler = comp.circuit.compile_detector_sampler(seed=seed)
-    shots = errors = 0
-    decode_s = 0.0
-    per_batch: list[float] = []
-    while shots < max_shots and errors < max_errors:
-        n = min(batch, max_shots - shots)
-        dets, obs = sampler.sample(n, separate_observables=True, bit_packed=True)
-        e, dt = count_logical_errors(comp.matching, dets, obs)
-        shots += n
-        errors += e
-        decode_s += dt
-        per_batch.append(dt / n * 1e6)
-    return MemoryResult.from_decoding(comp, shots, errors, decode_s, tuple(per_batch))
+    spec = MemorySpec(code, distance, basis, seed, rounds)
+    (res,) = run_memories(
+        [spec],
+        noise,
+        max_shots=max_shots,
+        max_errors=max_errors,
+        batch=batch,
+        num_workers=num_workers,
+        resume_dir=resume_dir,
+    )
+    return res
 
 
 class CodeReport(dict[str, Estimate]):
@@ -218,47 +241,81 @@ def _parse_code_name(code_name: str) -> tuple[str, int]:
     return parsed.family, parsed.distance
 
 
-def run_code(code_name: str, noise: QecNoise, *, max_shots: int, max_errors: int, seed: int) -> CodeReport:
-    """Return the metrics of a named code ("repetition_bitflip_d3", ..., "surface_d7") under `noise`.
+def _code_specs(code_name: str, seed: int) -> list[MemorySpec]:
+    """The memories of a named code: its protected basis (repetition), or Z (seed) and X (seed + 1) (surface)."""
+    code, d = _parse_code_name(code_name)
+    if code in PROTECTED_BASIS:
+        return [MemorySpec(code, d, PROTECTED_BASIS[code], seed)]
+    return [MemorySpec(code, d, "Z", seed), MemorySpec(code, d, "X", seed + 1)]
+
+
+def run_codes(
+    seeds: Mapping[str, int],
+    noise: QecNoise,
+    *,
+    max_shots: int,
+    max_errors: int,
+    num_workers: int | None = None,
+    resume_dir: Path | None = None,
+) -> dict[str, CodeReport]:
+    """Return the metrics of named codes (code name -> its seed) under `noise`, sampled in one collection.
 
     A repetition code runs its protected basis only (bit-flip: Z, phase-flip: X). A surface code runs both
     memories with seeds `seed` (Z) and `seed + 1` (X), reports each with suffix _z/_x, and the headline
-    logical_success_surface_d<d> = 1 - (p_fail_z + p_fail_x), its error per round and the mean decode time.
+    logical_success_surface_d<d> = 1 - (p_fail_z + p_fail_x), its error per round and the pooled decode time.
     """
-    code, d = _parse_code_name(code_name)
-    if code in PROTECTED_BASIS:
-        basis = PROTECTED_BASIS[code]
-        res = run_memory(code, d, basis, noise, max_shots=max_shots, max_errors=max_errors, seed=seed)
-        return CodeReport(code_name, basis, (res,), res.estimates(code_name))
-    rz = run_memory(code, d, "Z", noise, max_shots=max_shots, max_errors=max_errors, seed=seed)
-    rx = run_memory(code, d, "X", noise, max_shots=max_shots, max_errors=max_errors, seed=seed + 1)
+    specs = {name: _code_specs(name, seed) for name, seed in seeds.items()}
+    flat = [spec for group in specs.values() for spec in group]
+    results = iter(
+        run_memories(
+            flat, noise, max_shots=max_shots, max_errors=max_errors, num_workers=num_workers, resume_dir=resume_dir
+        )
+    )
+    reports = {}
+    for name, group in specs.items():
+        memories = tuple(next(results) for _ in group)
+        reports[name] = _report(name, memories)
+    return reports
+
+
+def run_code(
+    code_name: str,
+    noise: QecNoise,
+    *,
+    max_shots: int,
+    max_errors: int,
+    seed: int,
+    num_workers: int | None = None,
+    resume_dir: Path | None = None,
+) -> CodeReport:
+    """Return the metrics of a named code ("repetition_bitflip_d3", ..., "surface_d7") under `noise` (see run_codes)."""
+    reports = run_codes(
+        {code_name: seed},
+        noise,
+        max_shots=max_shots,
+        max_errors=max_errors,
+        num_workers=num_workers,
+        resume_dir=resume_dir,
+    )
+    return reports[code_name]
+
+
+def _report(code_name: str, memories: tuple[MemoryResult, ...]) -> CodeReport:
+    """The CodeReport of a code's memory runs (one: repetition; Z and X: surface)."""
+    if len(memories) == 1:
+        return CodeReport(code_name, memories[0].basis, memories, memories[0].estimates(code_name))
+    rz, rx = memories
     metrics: dict[str, Estimate] = {}
     metrics.update(rz.estimates(f"{code_name}_z"))
     metrics.update(rx.estimates(f"{code_name}_x"))
     metrics.update(_combined(code_name, rz, rx))
-    return CodeReport(code_name, "ZX", (rz, rx), metrics)
+    return CodeReport(code_name, "ZX", memories, metrics)
 
 
 def _combined(name: str, rz: MemoryResult, rx: MemoryResult, confidence: float = CONFIDENCE) -> dict[str, Estimate]:
-    """Headline metrics of a Z and an X memory: union-bound failure 1 - (p_z + p_x) with a Bonferroni interval."""
-    each = 1 - (1 - confidence) / 2
-    lz, hz = wilson_interval(rz.errors, rz.shots, each)
-    lx, hx = wilson_interval(rx.errors, rx.shots, each)
+    """Headline metrics of a Z and an X memory: union-bound failure p_z + p_x with the Fay-Feuer interval."""
+    low, high = sum_interval(rz.errors, rz.shots, rx.errors, rx.shots, confidence)
     p = rz.p_fail + rx.p_fail
-    low, high = min(lz + lx, 1.0), min(hz + hx, 1.0)
-    n = rz.shots + rx.shots
-    rounds = rz.rounds
-    dt = (rz.decode_time_us_per_shot * rz.shots + rx.decode_time_us_per_shot * rx.shots) / n
-    times = rz.batch_decode_us_per_shot + rx.batch_decode_us_per_shot or (dt,)
-    return {
-        f"logical_success_{name}": make_estimate(f"logical_success_{name}", 1 - p, 1 - high, 1 - low, n, confidence),
-        f"logical_error_per_round_{name}": make_estimate(
-            f"logical_error_per_round_{name}",
-            error_per_round(p, rounds),
-            error_per_round(low, rounds),
-            error_per_round(high, rounds),
-            n,
-            confidence,
-        ),
-        f"decode_time_us_{name}": make_estimate(f"decode_time_us_{name}", dt, min(times), max(times), n, confidence),
-    }
+    return _logical_estimates(
+        name, p, min(low, 1.0), min(high, 1.0), rz.shots + rx.shots, rz.rounds, rz.timing + rx.timing, confidence
+    )

@@ -26,7 +26,7 @@ from harness.report.plots import VERDICT_COLOURS, density_svg, logical_svg, plob
 from harness.report.provenance import baseline_source_text, provenance_rows
 from harness.report.scope import collect_release
 from harness.report.text import bracket_text, fmt_number, interval_text
-from harness.store import Store, StoreError
+from harness.store import Store, StoreError, StoreURL, parse_store_url
 
 VERDICT_SYMBOLS = {
     "PASS": "✔",
@@ -55,15 +55,19 @@ class ReportResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def open_store(path: str | Path) -> Store:
-    """Return the results store at `path`; raise ReportError when it is missing (never create one to read)."""
-    p = Path(path).expanduser()
-    if not p.exists():
+def open_store(target: str | Path | StoreURL) -> Store:
+    """Return the results store at `target` (a path or URL); raise ReportError when it is missing (never created)."""
+    try:
+        url = parse_store_url(target)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    p = url.path
+    if p is not None and not p.exists():
         raise ReportError(f"results store {p} does not exist; pass --db with the path `qharness run --db` wrote")
-    if p.is_dir():
+    if p is not None and p.is_dir():
         raise ReportError(f"results store {p} is a directory; pass --db with the path of the .sqlite/.db file")
     try:
-        return Store(p)
+        return Store(url)
     except StoreError as exc:
         raise ReportError(str(exc)) from None
 

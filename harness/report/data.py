@@ -179,11 +179,12 @@ def _trends(
     names: list[str] | None = None,
 ) -> tuple[list[str], dict[str, Trend]]:
     """Return the ordered builds and a Trend per metric (default: the metrics of the release run)."""
-    rows = store.history(profile)
+    # Only the run shown per build is read in full: a fleet store holds thousands of runs a trend never shows.
+    per_build = _trend_runs(runs, store.metric_run_ids(profile), release)
+    rows = store.history(profile, run_ids={r.id for r in per_build.values()})
     by_run: dict[int, dict[str, dict]] = defaultdict(dict)
     for row in rows:
         by_run[int(row["run_id"])][row["name"]] = row  # newest row per name wins
-    per_build = _trend_runs(runs, set(by_run), release)
     if builds_filter is not None:
         builds = [b for b in builds_filter if b in per_build]
     else:

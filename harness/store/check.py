@@ -1,34 +1,26 @@
-"""Check a results store before a run touches any device: usable, or one line saying why (and nothing written)."""
+"""Check a results store before a run touches any device: usable, or one line saying why (and nothing written).
+
+SQLite: the file (or the directory that will hold it) must be readable and writable, a SQLite database, a qharness
+store, and not newer than this release (an older one is upgraded when the store opens). PostgreSQL: one
+connection checks that the server answers, the credentials work, and the schema is this release's (or the
+database is empty); a message never contains the password.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
+import sqlalchemy as sa
+
+from harness.store.connection import make_engine, unusable
 from harness.store.errors import StoreError
-from harness.store.schema import SCHEMA_VERSION
+from harness.store.url import StoreURL, parse_store_url
+from harness.store.versions import StoredVersion, behind_message, newer_message, read_version
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def store_path(target: str | Path) -> Path:
-    """Return the SQLite file a --results-db value names (a path or sqlite:///path); another URL scheme fails."""
-    text = str(target)
-    m = _SCHEME.match(text)
-    if m is None:
-        return Path(text).expanduser()
-    scheme = m.group(1).lower()
-    if scheme != "sqlite":
-        raise StoreError(
-            f"results store {text!r}: the URL scheme {scheme!r} is not supported; give a SQLite file path "
-            "(e.g. reports/qharness.db) or sqlite:///PATH"
-        )
-    # SQLAlchemy's convention: sqlite:///relative/path and sqlite:////absolute/path.
-    rest = text[m.end() :]
-    return Path(rest[1:] if rest.startswith("/") else rest).expanduser()
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -39,35 +31,33 @@ def _nearest_existing(path: Path) -> Path:
     return current
 
 
-def _schema_version(path: Path) -> int | None:
-    """Return the store's schema version read without writing (None for an empty database or no meta table)."""
-    # immutable: read without creating -wal/-shm files beside the store (a check never writes).
-    uri = f"file:{path}?mode=ro&immutable=1"
+def _read_only_version(url: StoreURL) -> StoredVersion:
+    """Return the stored version of the database at `url`, reading without writing (SQLite: opened read-only)."""
+    if url.path is not None:
+        # immutable: read without creating -wal/-shm files beside the store (a check never writes).
+        target = f"file:{quote(str(url.path))}?mode=ro&immutable=1"
+        engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(target, uri=True))
+    else:
+        engine = make_engine(url)
     try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"results store {path} cannot be opened ({exc}); check the path and permissions") from exc
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "meta" not in tables:
-            raise StoreError(
-                f"results store {path} is a SQLite database but not a qharness results store (no 'meta' table); "
-                "point --results-db at a qharness results file or a new path"
-            )
-        if not tables:
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"results store {path} is not a usable SQLite database ({exc}); "
-            "point --results-db at a qharness results file or a new path"
-        ) from exc
+        with engine.connect() as conn:
+            return read_version(conn, str(url))
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(unusable(url, exc)) from None
     finally:
-        conn.close()
+        engine.dispose()
 
 
-def _check_existing(path: Path) -> None:
+def _check_version(url: StoreURL) -> None:
+    """Raise StoreError when the store is newer than this release, or a server store needs `qharness db upgrade`."""
+    found = _read_only_version(url)
+    if found.newer:
+        raise StoreError(newer_message(str(url), found))
+    if not url.is_sqlite and not found.fresh and not found.current:
+        raise StoreError(behind_message(str(url), found))
+
+
+def _check_file(url: StoreURL, path: Path) -> None:
     """Raise StoreError unless the existing file at `path` is a qharness store this release can read and write."""
     if path.is_dir():
         raise StoreError(f"results store {path} is a directory: pass the path of a .db file inside it")
@@ -80,23 +70,23 @@ def _check_existing(path: Path) -> None:
             f"results store {path} is not a SQLite database (it starts with {head[:8]!r}); "
             "point --results-db at a qharness results file or a new path"
         )
-    found = _schema_version(path) if head else None
-    if found is not None and found > SCHEMA_VERSION:
-        raise StoreError(
-            f"results store {path} has schema version {found}, this qharness understands up to {SCHEMA_VERSION}: "
-            "upgrade qharness"
-        )
+    if head:
+        _check_version(url)
 
 
-def check_store(target: str | Path) -> Path:
-    """Return the SQLite path of a usable results store, or raise StoreError (a usage error) saying why; never writes.
+def check_store(target: str | Path | StoreURL) -> StoreURL:
+    """Return the StoreURL of a usable results store, or raise StoreError (a usage error) saying why; never writes.
 
-    A missing file is usable when its nearest existing ancestor is a writable directory: the store creates the
-    missing directories and the file on first use.
+    A missing SQLite file is usable when its nearest existing ancestor is a writable directory: the store creates
+    the missing directories and the file on first use.
     """
-    path = store_path(target)
+    url = parse_store_url(target)
+    if url.path is None:
+        _check_version(url)
+        return url
+    path = url.path
     if path.exists():
-        _check_existing(path)
+        _check_file(url, path)
         directory = path.parent
     else:
         directory = _nearest_existing(path.parent)
@@ -105,4 +95,4 @@ def check_store(target: str | Path) -> Path:
     # SQLite's WAL keeps -wal and -shm files beside the store, so the directory must be writable too.
     if not os.access(directory, os.W_OK | os.X_OK):
         raise StoreError(f"results store {path}: directory {directory} is not writable; choose a writable location")
-    return path
+    return url

@@ -1,16 +1,20 @@
-"""The store's tables (schema version SCHEMA_VERSION), the run statuses they allow, and the version check on open."""
+"""The store's tables at the newest schema version, as SQLAlchemy Core metadata, and the run statuses they allow.
+
+The migrations in `migrations/versions/` build exactly these tables step by step (a test compares the two);
+`SCHEMA_VERSION` is the number of the newest step, also written to meta.schema_version so that an older
+qharness, which reads only that row, refuses a store it does not understand.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from harness.store.errors import StoreError
+import sqlalchemy as sa
 
-if TYPE_CHECKING:
-    from harness.store.connection import Connection
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+HEAD_REVISION = f"{SCHEMA_VERSION:04d}"
+# Alembic's bookkeeping table; a name of our own so a PostgreSQL database shared with another Alembic project works.
+VERSION_TABLE = "qharness_alembic_version"
 
 
 class RunStatus(StrEnum):
@@ -28,82 +32,99 @@ class RunStatus(StrEnum):
         return self in (RunStatus.PASSED, RunStatus.FAILED)
 
 
-# Version 1 as first shipped: a new version adds a migration step instead of editing this text.
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    profile TEXT NOT NULL,
-    profile_hash TEXT NOT NULL,
-    build TEXT NOT NULL,
-    baseline_build TEXT,
-    seed INTEGER NOT NULL,
-    budget TEXT NOT NULL,
-    harness_version TEXT,
-    qiskit_version TEXT,
-    qiskit_aer_version TEXT,
-    stim_version TEXT,
-    numpy_version TEXT,
-    git_sha TEXT,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    status TEXT NOT NULL CHECK (status IN ('running', 'passed', 'failed', 'error', 'aborted')),
-    provenance TEXT NOT NULL DEFAULT '{}',
-    session_id TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_profile_build ON runs (profile, build, started_at);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE TABLE IF NOT EXISTS raw_records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    protocol TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    test TEXT
-);
-CREATE INDEX IF NOT EXISTS raw_records_run ON raw_records (run_id);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    name TEXT NOT NULL,
-    value REAL,
-    ci_low REAL,
-    ci_high REAL,
-    confidence REAL NOT NULL,
-    n INTEGER NOT NULL,
-    unit TEXT NOT NULL,
-    direction TEXT NOT NULL,
-    verdict TEXT,
-    detail TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_run_name ON metrics (run_id, name);
-CREATE TABLE IF NOT EXISTS baselines (
-    profile TEXT PRIMARY KEY,
-    build TEXT NOT NULL,
-    set_at TEXT NOT NULL
-);
-"""
+STATUS_CHECK = "status IN ('running', 'passed', 'failed', 'error', 'aborted')"
 
+metadata = sa.MetaData()
 
-def migrate(db: Connection) -> None:
-    """Refuse a store newer than SCHEMA_VERSION, and create the tables of this version when missing."""
-    with db.write() as c:
-        has_meta = c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-        if has_meta:
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            found = int(row[0]) if row else None
-            if found is not None and found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"results store {db.path} has schema version {found}, this qharness understands up to "
-                    f"{SCHEMA_VERSION}: upgrade qharness"
-                )
-        for statement in DDL.split(";"):
-            if statement.strip():
-                c.execute(statement)
-        c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.Text, nullable=False),
+    sa.Column("profile_hash", sa.Text, nullable=False),
+    sa.Column("build", sa.Text, nullable=False),
+    sa.Column("baseline_build", sa.Text),
+    sa.Column("seed", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("budget", sa.Text, nullable=False),
+    sa.Column("harness_version", sa.Text),
+    sa.Column("qiskit_version", sa.Text),
+    sa.Column("qiskit_aer_version", sa.Text),
+    sa.Column("stim_version", sa.Text),
+    sa.Column("numpy_version", sa.Text),
+    sa.Column("git_sha", sa.Text),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Text, nullable=False),
+    sa.Column("ended_at", sa.Text),
+    sa.Column("status", sa.Text, sa.CheckConstraint(STATUS_CHECK, name="runs_status_check"), nullable=False),
+    sa.Column("provenance", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("session_id", sa.Text),
+    sa.Index("runs_profile_build", "profile", "build", "started_at"),
+    sa.Index("runs_status", "status"),
+    sqlite_autoincrement=True,
+)
+
+raw_records = sa.Table(
+    "raw_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("protocol", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("test", sa.Text),
+    sa.Index("raw_records_run", "run_id"),
+    sqlite_autoincrement=True,
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("n", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("direction", sa.Text, nullable=False),
+    sa.Column("verdict", sa.Text),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Index("metrics_run_name", "run_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    sa.Column("profile", sa.Text, primary_key=True),
+    sa.Column("build", sa.Text, nullable=False),
+    sa.Column("set_at", sa.Text, nullable=False),
+)
+
+# Version 2: who holds each bench. Times are seconds since the epoch on the database's clock, so hosts with
+# skewed clocks still agree on when a lease expires.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("bench", sa.Text, primary_key=True),
+    sa.Column("token", sa.Text, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("since", sa.Text, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+QHARNESS_TABLES = frozenset({*metadata.tables, VERSION_TABLE})

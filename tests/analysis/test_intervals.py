@@ -14,7 +14,9 @@ from harness.analysis import (
     poisson_interval,
     proportion_estimate,
     rate_interval,
+    resample_coincidences,
     resample_multinomial,
+    weighted_proportions_interval,
     wilson_interval,
 )
 from harness.metrics import Direction
@@ -103,3 +105,43 @@ def test_proportion_estimate_methods():
 def test_bad_interval_input(call, match):
     with pytest.raises(AnalysisError, match=match):
         call()
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 20), (3, 20), (20, 20), (517, 1000), (1, 1000)])
+def test_weighted_proportions_interval_of_one_share_is_wilson(k, n):
+    low, high = wilson_interval(k, n)
+    assert weighted_proportions_interval([k], [n], [1.0]) == pytest.approx((float(low), float(high)), abs=1e-12)
+
+
+def test_weighted_proportions_interval_is_skewed_near_zero_and_covers():
+    # Three settings with 1-2 errors each: a normal interval would reach below 0, the score interval does not.
+    low, high = weighted_proportions_interval([1, 2, 0], [1000, 1010, 990], [0.5, 0.5, 0.5])
+    assert 0 < low < 0.0015 < high
+    assert high - 0.0015 > 0.0015 - low
+    # Coverage of a sum of three small shares at ~4 expected errors in all (the fidelity 0.998 corner).
+    rng = np.random.default_rng(4)
+    p = np.array([0.0013, 0.0013, 0.0014])
+    n = np.array([1000, 1000, 1000])
+    k = rng.binomial(n, p, size=(2000, 3))
+    hits = [lo <= p.sum() <= hi for lo, hi in (weighted_proportions_interval(row, n, [1, 1, 1]) for row in k)]
+    assert 0.93 <= np.mean(hits) <= 0.98
+
+
+def test_weighted_proportions_interval_rejects_bad_input():
+    with pytest.raises(AnalysisError, match="weighted proportions"):
+        weighted_proportions_interval([5], [3], [1.0])
+    with pytest.raises(AnalysisError, match="weighted proportions"):
+        weighted_proportions_interval([1, 2], [10], [1.0])
+    with pytest.raises(AnalysisError, match="weighted proportions"):
+        weighted_proportions_interval([1], [10], [-1.0])
+
+
+def test_coincidences_are_resampled_with_the_singles_that_contain_them():
+    draws = resample_coincidences(20_000, 80_000, 40_000, np.random.default_rng(1), 4000)
+    c, n_a, n_b = draws.T
+    assert np.all(n_a >= c) and np.all(n_b >= c)
+    # Cov(C, N_B) = Var(C): the share C/N_B is binomial given N_B, with sd sqrt(p(1-p)/N_B).
+    assert np.cov(c, n_b)[0, 1] == pytest.approx(np.var(c, ddof=1), rel=0.1)
+    assert np.std(c / n_b) == pytest.approx(np.sqrt(0.5 * 0.5 / 40_000), rel=0.1)
+    with pytest.raises(AnalysisError, match="exceed"):
+        resample_coincidences(10, 5, 20, np.random.default_rng(1), 10)

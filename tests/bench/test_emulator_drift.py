@@ -138,5 +138,5 @@ def test_fw_load_carries_the_drift_over_with_the_new_builds_spec(tmp_path, serve
 
 
 def test_a_profile_without_physics_cannot_be_emulated():
-    with pytest.raises(ValueError, match=r"build '.*' lacks the physics blocks source, link the emulators serve"):
+    with pytest.raises(ValueError, match=r"build '.*' lacks the physics blocks source the emulators serve"):
         EmulatorSet.from_profile(load_profile("bench-lab-template"))

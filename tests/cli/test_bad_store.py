@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -89,11 +90,25 @@ def test_an_unusable_store_is_refused_untouched(tmp_path: Path, kind: str, comma
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_database_url_is_refused_without_creating_anything(tmp_path: Path, command: str) -> None:
-    url = "postgresql://user@host/db"
+    url = "mysql://user:s3cret@host/db"
     res = qharness(*COMMANDS[command], "--db", url, cwd=tmp_path, timeout=60)
     assert res.returncode == ExitCode.USAGE_ERROR, res.stderr
-    assert "the URL scheme 'postgresql' is not supported" in one_line(res)
-    assert list(tmp_path.iterdir()) == []  # no directory named 'postgresql:'
+    assert "the URL scheme 'mysql' is not supported" in one_line(res)
+    assert "s3cret" not in res.stderr + res.stdout  # a password is never printed
+    assert list(tmp_path.iterdir()) == []  # no directory named 'mysql:'
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_unreachable_server_is_one_line_without_its_password(tmp_path: Path, command: str) -> None:
+    with socket.socket() as sock:  # a loopback port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = qharness(*COMMANDS[command], "--db", f"postgresql://qh:s3cret@127.0.0.1:{port}/db", cwd=tmp_path, timeout=60)
+    assert res.returncode == ExitCode.USAGE_ERROR, res.stderr
+    line = one_line(res)
+    assert "cannot be used" in line and "Connection refused" in line, line
+    assert "s3cret" not in res.stderr + res.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from harness.analysis.estimators import estimate_bell_metrics, estimate_link_met
 from harness.analysis.rates import estimate_rate_metrics
 from harness.analysis.truth import truth
 from harness.devices.aer import AerDevice
+from harness.metrics import metrics_of
 from harness.profiles import load_profile
 from harness.records import INPUTS_6
 
@@ -48,6 +49,29 @@ def test_bell_fidelity_and_capacity_intervals_cover_truth():
     for name, errs in errors.items():
         errs = np.asarray(errs)
         assert abs(errs.mean()) < 4 * errs.std(ddof=1) / np.sqrt(N_SEEDS) + 1e-3, (name, errs.mean())
+
+
+@pytest.mark.parametrize("name", ["aer-reference", "aer-long-haul"])
+def test_every_gated_metric_recovers_its_truth(name):
+    # One standard-budget measurement per protocol: each estimate lies within 4 of its standard errors of the truth,
+    # so the estimators and truth() agree on every definition (fixed-setting CHSH, linear-inversion fidelity, ...).
+    loaded = load_profile(name)
+    build = loaded.default_build
+    profile = loaded.effective(build)
+    tru = truth(profile).metrics()
+    m = profile.measurement
+    rng = np.random.default_rng(5)
+    with AerDevice(profile, build, seed=5) as dev:
+        bell = dev.bell_tomography(m.integration_time_s)
+        found = {
+            **estimate_bell_metrics(bell, rng=rng, n_boot=N_BOOT),
+            **estimate_link_metrics(dev.link_tomography(m.integration_time_s, INPUTS_6), rng=rng, n_boot=N_BOOT_LINK),
+            **estimate_rate_metrics(dev.coincidences(m.coincidence_time_s), bell, rng=rng, n_boot=N_BOOT),
+        }
+    gated = [n for p in ("bell", "link", "rates") for n in metrics_of(p)]
+    assert set(gated) <= set(found) and set(gated) <= set(tru)
+    z = {n: (found[n].value - tru[n]) / found[n].standard_error for n in gated}
+    assert all(abs(v) < 4 for v in z.values()), z
 
 
 def test_long_haul_pair_rate_recovers_the_true_coincidence_rate():

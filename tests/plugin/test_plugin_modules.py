@@ -28,7 +28,7 @@ def test_package_exports_every_hook_and_fixture():
 def test_options_are_parsed_once_into_a_frozen_object(pytester: pytest.Pytester, tmp_path: Path):
     opts = _options(pytester, "--alpha", "0.1", "--harness-seed", "7", "--results-db", str(tmp_path / "q.db"))
     assert (opts.alpha, opts.seed, opts.budget, opts.strict) == (0.1, 7, "standard", False)
-    assert list(opts.profiles) == ["aer-reference"] and opts.db_path == tmp_path / "q.db"
+    assert list(opts.profiles) == ["aer-reference"] and opts.store_url.path == tmp_path / "q.db"
     assert opts.summary_path is None and opts.allure_dir is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.alpha = 0.2  # type: ignore[misc]

@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 
 from harness.metrics import Direction
 from harness.physics.channels import choi_from_kraus, dephasing_kraus
+from harness.qec.intervals import sum_interval
 from harness.qec.memory import (
     CodeReport,
     compiled_memory,
@@ -257,11 +258,18 @@ def test_run_code_surface_reports_both_bases_and_conservative_headline() -> None
     assert (rz.basis, rx.basis) == ("Z", "X")
     head = rep["logical_success_surface_d3"]
     assert head.value == pytest.approx(1 - rz.p_fail - rx.p_fail)
+    low, high = sum_interval(rz.errors, rz.shots, rx.errors, rx.shots)
+    assert (head.ci_low, head.ci_high) == pytest.approx((1 - high, 1 - low), rel=1e-12)
     z, x = rep["logical_success_surface_d3_z"], rep["logical_success_surface_d3_x"]
-    # The Bonferroni-combined interval is wider than the sum of the two 95% half-widths.
-    assert head.ci_high - head.ci_low > (z.ci_high - z.ci_low) + (x.ci_high - x.ci_low)
+    # Variances add, half-widths do not: wider than either basis' interval, narrower than their sum.
+    width = head.ci_high - head.ci_low
+    assert max(z.ci_high - z.ci_low, x.ci_high - x.ci_low) < width < (z.ci_high - z.ci_low) + (x.ci_high - x.ci_low)
     assert head.value < min(z.value, x.value)
-    assert {"logical_error_per_round_surface_d3", "decode_time_us_surface_d3"} <= set(rep)
+    eps = rep["logical_error_per_round_surface_d3"]
+    assert (eps.ci_low, eps.ci_high) == pytest.approx((error_per_round(low, 3), error_per_round(high, 3)))
+    # Decode time pools both memories' chunks.
+    dt = rep["decode_time_us_surface_d3"]
+    assert dt.n == rz.timing.chunks + rx.timing.chunks and dt.ci_low < dt.value < dt.ci_high
 
 
 def test_run_code_repetition_reports_protected_basis_only() -> None:
@@ -282,7 +290,8 @@ def test_stops_at_max_errors_after_a_batch_and_is_reproducible() -> None:
     noisy = QecNoise(px=0.02, pz=0.02, gate_error_2q=0.01, measurement_error=0.01)
     a = run_memory("surface", 3, "Z", noisy, max_shots=10**6, max_errors=50, seed=9, batch=1000)
     assert a.errors >= 50 and a.shots < 10**6 and a.shots % 1000 == 0
-    assert len(a.batch_decode_us_per_shot) == a.shots // 1000
+    # Every block is decoded in 8 timed chunks (the decode-time interval needs several).
+    assert a.timing.chunks == 8 * (a.shots // 1000)
     b = run_memory("surface", 3, "Z", noisy, max_shots=10**6, max_errors=50, seed=9, batch=1000)
     assert (a.shots, a.errors) == (b.shots, b.errors)
     c = run_memory("surface", 3, "Z", noisy, max_shots=2500, max_errors=10**9, seed=9, batch=1000)

@@ -1,4 +1,4 @@
-"""Shared pieces of the store tests: a run's keyword arguments and child interpreters on this source tree."""
+"""Shared pieces of the store tests: a run's keyword arguments, child interpreters on this source tree, raw SQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import sqlalchemy as sa
+
 import harness
+from harness.store import parse_store_url
 
 REPO = Path(harness.__file__).resolve().parent.parent
 
@@ -38,3 +41,14 @@ def spawn(code: str, *args: str) -> subprocess.Popen:
         text=True,
         env=env(),
     )
+
+
+def sql(target: str, statement: str, **params: object) -> list[tuple]:
+    """Run one SQL statement on the store at `target` through a connection of its own; return its rows."""
+    engine = sa.create_engine(parse_store_url(target).url)
+    try:
+        with engine.begin() as c:
+            result = c.execute(sa.text(statement), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()

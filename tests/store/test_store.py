@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_support import REPO, RUN_KW
+from store_support import REPO, RUN_KW, sql
 
 import harness
 from harness.metrics import Direction, Estimate
-from harness.store import RunRow, RunStatus, Store, StoreError
+from harness.store import SCHEMA_VERSION, RunRow, RunStatus, Store, StoreError
 
 H, L = Direction.HIGHER, Direction.LOWER
 
@@ -22,9 +22,8 @@ H, L = Direction.HIGHER, Direction.LOWER
 # -- round trip -------------------------------------------------------------------------------------
 
 
-def test_round_trip_through_a_real_file(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "er" / "results.sqlite"
-    with Store(path) as s:
+def test_round_trip(store_url: str) -> None:
+    with Store(store_url) as s:
         rid = s.start_run(**RUN_KW, session_id="sess-1", provenance={"retries": 0})
         s.update_provenance(rid, retries=2, faults=["loss"])
         s.update_provenance(rid, options={"k": "bell"})
@@ -40,8 +39,7 @@ def test_round_trip_through_a_real_file(tmp_path: Path) -> None:
         assert s.run(rid).status == "running" and s.run(rid).ended_at is None
         s.finish_run(rid, "failed")
 
-    assert path.exists()
-    with Store(path) as s:
+    with Store(store_url) as s:
         run = s.run(rid)
         assert isinstance(run, RunRow)
         assert (run.profile, run.profile_hash, run.build, run.baseline_build) == (
@@ -96,13 +94,23 @@ def test_round_trip_through_a_real_file(tmp_path: Path) -> None:
         }
         assert len(s.history("aer-reference")) == 3
         assert s.profiles() == ["aer-reference"]
-        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sql(store_url, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+def test_sqlite_file_is_made_with_its_directories_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "results.sqlite"
+    with Store(path) as s:
+        s.start_run(**RUN_KW)
+        assert s.path == path and s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert s.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
-        assert s.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert path.exists()
+    with Store(f"sqlite:///{path}") as s:
+        assert len(s.runs()) == 1
 
 
-def test_baselines_latest_metrics_and_history_order(tmp_path: Path) -> None:
-    s = Store(tmp_path / "r.sqlite")
+def test_baselines_latest_metrics_and_history_order(store_url: str) -> None:
+    s = Store(store_url)
     assert s.baseline("aer-reference") is None and s.baselines() == {}
 
     def run(build: str, status: str, values: dict[str, float]) -> int:
@@ -136,12 +144,22 @@ def test_baselines_latest_metrics_and_history_order(tmp_path: Path) -> None:
     assert s.profiles() == ["aer-reference", "lab-rack"]
     builds = [h["build"] for h in s.history("aer-reference", "a")]
     assert builds == ["2.3.0"] * 5 + ["2.4.0"]
+    # Only some runs' rows (as a report reads one run per build), and which runs have metrics at all.
+    ids = s.metric_run_ids("aer-reference")
+    assert len(ids) == 5 and s.metric_run_ids("lab-rack") == set()
+    newest = max(ids)
+    assert [(h["run_id"], h["name"]) for h in s.history("aer-reference", run_ids=[newest, r2])] == [
+        (r2, "a"),
+        (r2, "a"),
+        (newest, "a"),
+    ]
+    assert s.history("aer-reference", "b", run_ids=[r2]) == [] and s.history("aer-reference", run_ids=[]) == []
     assert [r.status for r in s.runs("aer-reference", "2.3.0")] == ["passed", "failed", "error", "running"]
     s.close()
 
 
-def test_user_errors_are_store_errors(tmp_path: Path) -> None:
-    s = Store(tmp_path / "r.sqlite")
+def test_user_errors_are_store_errors(store_url: str) -> None:
+    s = Store(store_url)
     with pytest.raises(StoreError, match="no run 999"):
         s.run(999)
     with pytest.raises(StoreError, match="no run 999"):
@@ -155,6 +173,9 @@ def test_user_errors_are_store_errors(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.runs()
+
+
+def test_an_unusable_sqlite_file_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(StoreError, match=r"junk\.sqlite is not a usable SQLite database"):
         Store(tmp_path / "junk.sqlite")
@@ -177,16 +198,16 @@ def test_git_sha_of_the_working_directory(tmp_path: Path, monkeypatch: pytest.Mo
 # -- run statuses -------------------------------------------------------------------------------------
 
 
-def test_run_status_is_an_enum_equal_to_its_stored_text(tmp_path: Path) -> None:
+def test_run_status_is_an_enum_equal_to_its_stored_text(store_url: str) -> None:
     assert [str(s) for s in RunStatus] == ["running", "passed", "failed", "error", "aborted"]
     assert [s for s in RunStatus if s.completed] == [RunStatus.PASSED, RunStatus.FAILED]
-    with Store(tmp_path / "r.sqlite") as s:
+    with Store(store_url) as s:
         rid = s.start_run(**RUN_KW)
         assert s.run(rid).status is RunStatus.RUNNING and s.run(rid).status == "running"
         s.finish_run(rid, RunStatus.ERROR)
         assert s.run(rid).status is RunStatus.ERROR
-        # The stored text is what a plain sqlite3 reader sees.
-        assert s.conn.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0] == "error"
+        # The stored text is what a plain SQL reader sees.
+        assert sql(store_url, "SELECT status FROM runs WHERE id = :rid", rid=rid) == [("error",)]
         for status in ("passed", "failed", "error", "aborted"):
             s.finish_run(s.start_run(**RUN_KW), status)
         assert [r.status for r in s.runs()] == ["error", "passed", "failed", "error", "aborted"]

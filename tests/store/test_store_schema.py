@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
-from store_support import RUN_KW
+import sqlalchemy as sa
+from store_support import RUN_KW, sql
 
 from harness.store import SCHEMA_VERSION, RunStatus, Store, StoreError
 
 
-def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "r.sqlite"
-    Store(path).close()
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+def test_newer_schema_version_is_refused(store_url: str) -> None:
+    with Store(store_url) as s:
+        shown = s.path
+    sql(store_url, "UPDATE meta SET value = :v WHERE key = 'schema_version'", v=str(SCHEMA_VERSION + 1))
     with pytest.raises(StoreError) as info:
-        Store(path)
+        Store(store_url)
     assert str(info.value) == (
-        f"results store {path} has schema version {SCHEMA_VERSION + 1}, this qharness understands up to "
+        f"results store {shown} has schema version {SCHEMA_VERSION + 1}, this qharness understands up to "
         f"{SCHEMA_VERSION}: upgrade qharness"
     )
 
 
-def test_the_runs_table_allows_exactly_the_run_statuses(tmp_path: Path) -> None:
-    with Store(tmp_path / "r.sqlite") as s:
+def test_the_runs_table_allows_exactly_the_run_statuses(store_url: str) -> None:
+    with Store(store_url) as s:
         rid = s.start_run(**RUN_KW)
         for status in RunStatus:
-            s.conn.execute("UPDATE runs SET status = ? WHERE id = ?", (status, rid))
+            sql(store_url, "UPDATE runs SET status = :s WHERE id = :rid", s=str(status), rid=rid)
             assert s.run(rid).status is status
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
-            s.conn.execute("UPDATE runs SET status = 'paused' WHERE id = ?", (rid,))
+        with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check constraint"):
+            sql(store_url, "UPDATE runs SET status = 'paused' WHERE id = :rid", rid=rid)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
-from store_support import RUN_KW, spawn
+from store_support import RUN_KW, spawn, sql
 
 from harness.store import Store, pid_alive
 from harness.store.signals import SignalGuard
@@ -35,7 +33,7 @@ time.sleep(60)
 """
 
 
-def _victim(path: Path, mode: str) -> tuple[subprocess.Popen, int]:
+def _victim(path: str, mode: str) -> tuple[subprocess.Popen, int]:
     """Start a child that opens a run and writes 5 raw records; return it and its run id."""
     p = spawn(VICTIM, str(path), mode)
     line = p.stdout.readline()  # type: ignore[union-attr]
@@ -44,8 +42,8 @@ def _victim(path: Path, mode: str) -> tuple[subprocess.Popen, int]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_marks_the_run_aborted_and_keeps_raw_records(tmp_path: Path, signum: int) -> None:
-    path = tmp_path / "r.sqlite"
+def test_signal_marks_the_run_aborted_and_keeps_raw_records(store_url: str, signum: int) -> None:
+    path = store_url
     p, rid = _victim(path, "handler")
     p.send_signal(signum)
     p.communicate(timeout=30)
@@ -53,15 +51,15 @@ def test_signal_marks_the_run_aborted_and_keeps_raw_records(tmp_path: Path, sign
         assert p.returncode == -signal.SIGTERM  # default action re-raised after marking
     else:
         assert p.returncode != 0  # KeyboardInterrupt from the chained default handler
-    with sqlite3.connect(path) as c:  # read without Store so abort_stale_runs cannot be what marked it
-        status, ended = c.execute("SELECT status, ended_at FROM runs WHERE id = ?", (rid,)).fetchone()
-        n_raw = c.execute("SELECT COUNT(*) FROM raw_records WHERE run_id = ?", (rid,)).fetchone()[0]
+    # Read without Store so abort_stale_runs cannot be what marked it.
+    ((status, ended),) = sql(path, "SELECT status, ended_at FROM runs WHERE id = :rid", rid=rid)
+    ((n_raw,),) = sql(path, "SELECT COUNT(*) FROM raw_records WHERE run_id = :rid", rid=rid)
     assert status == "aborted" and ended is not None
     assert n_raw == 5
 
 
-def test_sigkill_run_is_aborted_on_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "r.sqlite"
+def test_sigkill_run_is_aborted_on_reopen(store_url: str) -> None:
+    path = store_url
     p, rid = _victim(path, "plain")
     with Store(path) as s:
         assert s.run(rid).status == "running"  # the child is alive: not stale
@@ -75,8 +73,8 @@ def test_sigkill_run_is_aborted_on_reopen(tmp_path: Path) -> None:
         assert len(s.raw_records(rid)) == 5
 
 
-def test_raw_records_survive_a_crash_in_analysis(tmp_path: Path) -> None:
-    path = tmp_path / "r.sqlite"
+def test_raw_records_survive_a_crash_in_analysis(store_url: str) -> None:
+    path = store_url
     p = spawn(VICTIM, str(path), "crash")
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1 and "analysis failed" in err
@@ -86,24 +84,23 @@ def test_raw_records_survive_a_crash_in_analysis(tmp_path: Path) -> None:
         assert [r["payload"]["i"] for r in s.raw_records(run.id)] == [0, 1, 2, 3, 4]
 
 
-def test_stale_check_spares_live_and_foreign_runs(tmp_path: Path) -> None:
-    path = tmp_path / "r.sqlite"
-    with Store(path) as s:
+def test_stale_check_spares_live_and_foreign_runs(store_url: str) -> None:
+    with Store(store_url) as s:
         mine = s.start_run(**RUN_KW)
         foreign = s.start_run(**RUN_KW)
         dead = s.start_run(**RUN_KW)
-        s.conn.execute("UPDATE runs SET host = 'another-host', pid = 1 WHERE id = ?", (foreign,))
+        sql(store_url, "UPDATE runs SET host = 'another-host', pid = 1 WHERE id = :rid", rid=foreign)
         done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        s.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (int(done.stdout), dead))
+        sql(store_url, "UPDATE runs SET pid = :pid WHERE id = :rid", pid=int(done.stdout), rid=dead)
         assert s.abort_stale_runs() == 1
         assert [s.run(r).status for r in (mine, foreign, dead)] == ["running", "running", "aborted"]
 
 
-def test_abort_handler_chains_to_the_previous_python_handler(tmp_path: Path) -> None:
+def test_abort_handler_chains_to_the_previous_python_handler(store_url: str) -> None:
     calls: list[int] = []
     previous = signal.signal(signal.SIGUSR1, lambda num, frame: calls.append(num))
     try:
-        s = Store(tmp_path / "r.sqlite")
+        s = Store(store_url)
         keep, finished = s.start_run(**RUN_KW), s.start_run(**RUN_KW)
         s.finish_run(finished, "passed")
         listed = s.start_run(**RUN_KW)
