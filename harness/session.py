@@ -76,6 +76,7 @@ def gate_plans(profile: Profile, family: set[str], budget: str, *, fixed_baselin
                 timing=metric_spec(m).timing,
                 primary=m in primary,
                 alias_of=alias_of(m),
+                resolve=True,
             )
     return plans
 

@@ -44,6 +44,7 @@ class Track:
     z_reg: list[float] = field(default_factory=list)
     z_pass: list[float] = field(default_factory=list)
     final: bool = False
+    watch: bool = False  # tested for REGRESSION only (the budget cannot resolve a PASS); NOT_GATED otherwise
 
 
 @dataclass(frozen=True)

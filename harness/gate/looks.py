@@ -7,8 +7,11 @@ re-measurement); `pending()` names the metrics that need more data. At the first
 - an alias of another metric of the family (declared in the registry, or replicates correlated at |r| >= 0.99)
   follows that metric's verdict: it is gated once and reported twice;
 - NOT_GATED with its reason: host wall-clock timing (informational, never gated); device latency without a
-  tolerance in the profile; no tolerance at all; or a tolerance this budget cannot resolve - one that an unchanged
-  build, gated alone at alpha, would not PASS with the design's power by the last look ("needs budget X");
+  tolerance in the profile (any other metric without one has a margin of 0);
+- watched (a budgeted run only, `MetricPlan.resolve`): a tolerance this budget cannot resolve - one that an
+  unchanged build, gated alone at alpha, would not PASS with the design's power by the last look. It is tested for
+  REGRESSION only (a gross regression is still caught) and is otherwise NOT_GATED with "not gated at this budget:
+  needs budget X", never INCONCLUSIVE; it does not drive re-measurement;
 - otherwise gated: a track of looks in the family design of `harness.gate.family`.
 
 A verdict freezes at the first look that reaches it (REGRESSION, PASS, IMPROVED, or INCONCLUSIVE at the last look):
@@ -60,6 +63,7 @@ class MetricPlan:
     timing: str | None = None  # "host": never gated; "device": gated only with a tolerance
     primary: bool = False
     alias_of: str | None = None  # declared: gated with that metric
+    resolve: bool = False  # a budgeted run: NOT_GATED when its cap cannot resolve the tolerance
 
 
 @dataclass
@@ -104,6 +108,9 @@ def _replicates(candidate: Estimate, baseline: Estimate) -> np.ndarray | None:
     return c
 
 
+# The reason of a metric the budget cannot resolve: it is watched for REGRESSION only (never INCONCLUSIVE).
+UNRESOLVED = "not gated at this budget"
+
 Observation = tuple[dict[str, "Estimate | BaseException"], dict[str, Estimate], dict[str, tuple[float, float]]]
 
 
@@ -112,12 +119,13 @@ def run_looks(
 ) -> dict[str, Comparison]:
     """Gate the family look by look: `observe()` gives the current estimates, `remeasure(pending)` measures more
     for the undecided metrics (False when nothing more can be measured: the latest look is then the last)."""
-    comparisons = gate.look(*observe())
+    gate.look(*observe())
     while pending := gate.pending():
         if not remeasure(pending):
-            return gate.look(*observe(), final=True)
-        comparisons = gate.look(*observe())
-    return comparisons
+            break
+        gate.look(*observe())
+    # The latest look is every metric's last: watched metrics and those whose protocol stopped spend what is left.
+    return gate.look(*observe(), final=True)
 
 
 def _default_scale(scale: float) -> str:
@@ -139,12 +147,17 @@ class SequentialGate:
         self.describe_scale = describe_scale
         self._states: dict[str, _State] = {}
         self._nodes: list = []
+        self._pass_nodes: list = []
         self._reg_w = self._pass_w = None
         self._replicates: dict[str, np.ndarray] = {}
 
     def pending(self) -> set[str]:
         """Return the gated metrics still undecided before their last look (they need more data)."""
-        return {n for n, s in self._states.items() if s.track is not None and s.frozen is None and not s.track.final}
+        return {
+            n
+            for n, s in self._states.items()
+            if s.track is not None and s.frozen is None and not s.track.final and not s.track.watch
+        }
 
     def look(
         self,
@@ -218,7 +231,8 @@ class SequentialGate:
                 state.follows = aliases[n]
                 continue
             state.reason = self._not_gated(n, state, cand, base, scales.get(n, (1.0, 1.0)))
-            if state.reason is not None:
+            unresolved = state.reason is not None and state.reason.startswith(UNRESOLVED)
+            if state.reason is not None and not unresolved:
                 stat = look_stat(cand, base, self._margin(n, base), self.design.confidence, self.design.exact_below)
                 state.frozen = Comparison(
                     n, cand, base, stat.delta, stat.tol, None, None, Verdict.NOT_GATED,
@@ -227,11 +241,14 @@ class SequentialGate:
             else:
                 exact = is_exact(cand, base, self._margin(n, base), self.design.exact_below)
                 cumulative = state.plan.cumulative and not exact
-                state.track = Track(n, groups[n], state.plan.primary, cumulative)
+                state.track = Track(n, groups[n], state.plan.primary, cumulative, watch=unresolved)
         tracks = [s.track for s in self._states.values() if s.track is not None]
         self._nodes = build_nodes(tracks, self._replicates)
+        self._pass_nodes = build_nodes([t for t in tracks if not t.watch], self._replicates)
         if self._nodes:
-            self._reg_w, self._pass_w = regression_weighting(self._nodes), pass_weighting(self._nodes)
+            self._reg_w = regression_weighting(self._nodes)
+        if self._pass_nodes:
+            self._pass_w = pass_weighting(self._pass_nodes)
 
     def _margin(self, name: str, base: Estimate) -> float:
         tol = (
@@ -244,10 +261,11 @@ class SequentialGate:
         plan = state.plan
         if plan.timing == "host":
             return "informational: wall-clock time of this host, never gated"
-        if plan.tolerance is None:
-            if plan.timing == "device":
-                return "device latency: gated only when the profile gives it a tolerance"
-            return f"no tolerance in the profile: add tolerances.{name} (`qharness plan` recommends one)"
+        if plan.tolerance is None and plan.timing == "device":
+            return "device latency: gated only when the profile gives it a tolerance"
+        # Any other metric without a tolerance has a margin of 0 (docs/baselines.md).
+        if not plan.resolve:
+            return None
         return self._unresolved(state, self._margin(name, base), scale)
 
     def _unresolved(self, state: _State, tol: float, scale: tuple[float, float]) -> str | None:
@@ -266,12 +284,12 @@ class SequentialGate:
         need = needed_scale(tol, state.variances, scale, plan.baseline_fixed, tol / theta)
         if need is None:
             if tol <= 0.0:
-                return "tolerance 0 can never PASS: give the metric a margin"
+                return f"{UNRESOLVED}: a margin of 0 can never PASS; give it a tolerance (`qharness plan` recommends one)"
             return (
-                "not gated at this budget: the stored baseline alone is too uncertain for this tolerance; "
+                f"{UNRESOLVED}: the stored baseline alone is too uncertain for this tolerance; "
                 "re-measure the baseline build at a larger budget"
             )
-        return f"not gated at this budget: needs {self.describe_scale(need)}"
+        return f"{UNRESOLVED}: needs {self.describe_scale(need)}"
 
     # -- looks and decisions ---------------------------------------------------------------------------------
 
@@ -313,10 +331,14 @@ class SequentialGate:
             self._nodes, self._reg_w, tracks, lambda t: t.z_reg, d.alpha, d.spending,
             rejected=reg_done, barred={*pass_done, *stuck},
         )  # fmt: skip
-        ok = reject(
-            self._nodes, self._pass_w, tracks, lambda t: t.z_pass, d.alpha, d.spending,
-            rejected=pass_done, barred={*reg_done, *stuck},
-        )  # fmt: skip
+        ok = (
+            reject(
+                self._pass_nodes, self._pass_w, tracks, lambda t: t.z_pass, d.alpha, d.spending,
+                rejected=pass_done, barred={*reg_done, *stuck},
+            )  # fmt: skip
+            if self._pass_nodes
+            else {}
+        )
         self._levels = levels(self._nodes, self._reg_w, tracks, reg, d.alpha)
         for name, track in tracks.items():
             state = self._states[name]
@@ -336,7 +358,8 @@ class SequentialGate:
         """Return the comparison of a gated metric from its latest look and its decision (if any)."""
         track, stat, d = state.track, state.stats[-1], self.design
         assert track is not None and state.latest is not None
-        verdict, decision = state.decision or (Verdict.INCONCLUSIVE, None)
+        undecided = Verdict.NOT_GATED if track.watch else Verdict.INCONCLUSIVE
+        verdict, decision = state.decision or (undecided, None)
         level = decision.level if verdict is Verdict.REGRESSION else self._levels.get(name, 0.0)
         bounds = look_bounds(tuple(track.fractions), level, d.spending, True, track.cumulative)
         reg_c = decision.boundary if verdict is Verdict.REGRESSION else bounds[-1]
@@ -364,6 +387,7 @@ class SequentialGate:
             min_detectable_regression=min_detectable(
                 stat.tol, stat.se_reg, self._levels.get(name, level), bounds, d.power
             ),
+            reason=state.reason if verdict is Verdict.NOT_GATED else None,
             look=look,
             looks=len(track.fractions),
             level=level,

@@ -59,7 +59,7 @@ class LookStat:
         """z of H0: worse >= tol (large: within the tolerance)."""
         if self.p_pass is not None:
             return _z_of_p(self.p_pass)
-        return _ratio(self.tol - self.worse, self.se_pass)
+        return _ratio(self.tol - self.worse, self.se_pass, tie=True)
 
     @property
     def z_sup(self) -> float:
@@ -74,11 +74,11 @@ def _z_of_p(p: float) -> float:
     return float(ndtri(1.0 - min(max(p, 0.0), 1.0)))
 
 
-def _ratio(x: float, se: float) -> float:
-    """Return x / se, with exact numbers (se = 0) deciding on the sign of x."""
+def _ratio(x: float, se: float, *, tie: bool = False) -> float:
+    """Return x / se; exact numbers (se = 0) decide on the sign of x, x = 0 counting as crossed when `tie`."""
     if se > 0.0:
         return x / se
-    return math.inf if x > 0 else (-math.inf if x < 0 else 0.0)
+    return math.inf if x > 0 or (tie and x == 0) else -math.inf
 
 
 def _quantile(confidence: float) -> float:
