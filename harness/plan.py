@@ -75,7 +75,10 @@ class Plan:
 
     def to_dict(self) -> dict:
         """JSON-ready form (`qharness plan --json`)."""
-        return {**{k: v for k, v in asdict(self).items() if k != "metrics"}, "metrics": [asdict(m) for m in self.metrics]}
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "metrics"},
+            "metrics": [asdict(m) for m in self.metrics],
+        }
 
 
 def suite_family(profile: Profile) -> list[str]:

@@ -81,6 +81,25 @@ def gate_plans(profile: Profile, family: set[str], budget: str, *, fixed_baselin
     return plans
 
 
+def with_binomial(found: dict, record: object) -> dict:
+    """Estimates with the counts (failures, shots) of each logical success that rests on one memory run.
+
+    A repetition code's logical success is one binomial share, so the gate can test it exactly (valid at zero
+    failures). A surface code's headline adds two memories' failure rates: it is no single binomial and keeps its
+    interval.
+    """
+    reports = getattr(record, "reports", None)
+    if not isinstance(reports, dict):
+        return found
+    out = dict(found)
+    for code, report in reports.items():
+        name = f"logical_success_{code}"
+        memories = getattr(report, "memories", ())
+        if isinstance(out.get(name), Estimate) and len(memories) == 1 and memories[0].shots > 0:
+            out[name] = replace(out[name], binomial=(int(memories[0].errors), int(memories[0].shots)))
+    return out
+
+
 def unmeasured(metric: str) -> Estimate:
     """The stored stand-in of a metric that has no estimate: NaN value and interval, n = 0, the metric's unit."""
     spec = metric_spec(metric)
@@ -284,7 +303,7 @@ class ProfileSession:
             found, artifacts = proto.assemble(side.ledger, names)
         except ANALYSIS_ERRORS as exc:
             found, artifacts = dict.fromkeys(names, Failure.from_error(exc, FailureKind.ANALYSIS)), {}
-        side.estimates.update(found)
+        side.estimates.update(with_binomial(found, side.ledger.raw.get(proto.name)))
         for m in names:
             side.artifacts.pop(m, None)
         side.artifacts.update(artifacts)

@@ -45,6 +45,7 @@ class Track:
     z_pass: list[float] = field(default_factory=list)
     final: bool = False
     watch: bool = False  # tested for REGRESSION only (the budget cannot resolve a PASS); NOT_GATED otherwise
+    planned: tuple[float, ...] = ()  # information fractions of the planned looks (first look to the cap)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def _node_level(
         return level / len(alive), final
     idx = [node.members.index(n) for n in alive]
     corr = node.corr[np.ix_(idx, idx)]
-    return member_level(level, corr, [tuple(t.fractions) for t in ts], final, spending), final
+    # Calibrated once over the planned looks (the whole design), so every look's boundary uses the same level:
+    # a level calibrated on the looks so far would spend the whole alpha at the first look.
+    return member_level(level, corr, [t.planned or tuple(t.fractions) for t in ts], True, spending), final
 
 
 def reject(

@@ -242,6 +242,7 @@ class SequentialGate:
                 exact = is_exact(cand, base, self._margin(n, base), self.design.exact_below)
                 cumulative = state.plan.cumulative and not exact
                 state.track = Track(n, groups[n], state.plan.primary, cumulative, watch=unresolved)
+                state.track.planned = self._planned(state, scales.get(n, (1.0, 1.0)))
         tracks = [s.track for s in self._states.values() if s.track is not None]
         self._nodes = build_nodes(tracks, self._replicates)
         self._pass_nodes = build_nodes([t for t in tracks if not t.watch], self._replicates)
@@ -249,6 +250,17 @@ class SequentialGate:
             self._reg_w = regression_weighting(self._nodes)
         if self._pass_nodes:
             self._pass_w = pass_weighting(self._pass_nodes)
+
+    def _planned(self, state: _State, scale: tuple[float, float]) -> tuple[float, ...]:
+        """Return the information fractions of the looks planned at the first look: doubling up to the cap."""
+        plan, (s_c, s_b) = state.plan, scale
+        pairs = [(s, s_b if plan.baseline_fixed else s * s_b / s_c) for s in doubling_scales(s_c, plan.max_scale)]
+        fractions = information_fractions(state.variances, pairs, pairs[-1])
+        # Rounding may tie two looks; keep them strictly increasing, as the boundaries need.
+        out: list[float] = []
+        for t in fractions:
+            out.append(t if not out or t > out[-1] else min(1.0, out[-1] + 1e-4))
+        return tuple(out)
 
     def _margin(self, name: str, base: Estimate) -> float:
         tol = (
@@ -284,7 +296,9 @@ class SequentialGate:
         need = needed_scale(tol, state.variances, scale, plan.baseline_fixed, tol / theta)
         if need is None:
             if tol <= 0.0:
-                return f"{UNRESOLVED}: a margin of 0 can never PASS; give it a tolerance (`qharness plan` recommends one)"
+                return (
+                    f"{UNRESOLVED}: a margin of 0 can never PASS; give it a tolerance (`qharness plan` recommends one)"
+                )
             return (
                 f"{UNRESOLVED}: the stored baseline alone is too uncertain for this tolerance; "
                 "re-measure the baseline build at a larger budget"
@@ -331,14 +345,12 @@ class SequentialGate:
             self._nodes, self._reg_w, tracks, lambda t: t.z_reg, d.alpha, d.spending,
             rejected=reg_done, barred={*pass_done, *stuck},
         )  # fmt: skip
-        ok = (
-            reject(
+        ok = {}
+        if self._pass_nodes:
+            ok = reject(
                 self._pass_nodes, self._pass_w, tracks, lambda t: t.z_pass, d.alpha, d.spending,
                 rejected=pass_done, barred={*reg_done, *stuck},
             )  # fmt: skip
-            if self._pass_nodes
-            else {}
-        )
         self._levels = levels(self._nodes, self._reg_w, tracks, reg, d.alpha)
         for name, track in tracks.items():
             state = self._states[name]
