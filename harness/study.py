@@ -28,7 +28,7 @@ from harness.physics.link import LinkRates, profile_rates, sample_singles
 from harness.profiles import BUDGET_CAPS, BUDGETS, Profile
 from harness.protocols import PROTOCOLS, MeasureContext, Protocol, protocols_for
 from harness.records import BASES, BELL_SETTINGS, INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
-from harness.session import describe_budget, gate_plans
+from harness.session import describe_budget, gate_plans, with_binomial
 from harness.streams import stream
 
 
@@ -44,7 +44,7 @@ class BuildModel:
     memories: dict = field(default_factory=dict)  # code -> CodeReport of a long stim run (its rates)
 
 
-def build_model(profile: Profile, build: str, *, seed: int = 0, logical_shots: int = 2_000_000) -> BuildModel:
+def build_model(profile: Profile, build: str, *, seed: int = 0, logical_shots: int = 400_000) -> BuildModel:
     """Return a build's model: exact probabilities from the Aer device, each memory's rate from a long stim run."""
     from harness.devices.aer import AerDevice
     from harness.physics import link_block_choi
@@ -63,27 +63,18 @@ def build_model(profile: Profile, build: str, *, seed: int = 0, logical_shots: i
 
 def _logical_record(model: BuildModel, scale: float, rng: np.random.Generator) -> object:
     """A logical record at `scale`: each memory's failures ~ Binomial(shots, its long-run rate)."""
+    from harness.physics import link_block_choi
     from harness.protocols.logical import LogicalRecord
-    from harness.qec.memory import CodeReport, _combined
+    from harness.qec.memory import DecodeTiming, _report
 
-    m = model.profile.measurement
-    shots = int(m.qec_max_shots * scale)
+    shots = int(model.profile.measurement.qec_max_shots * scale)
     reports = {}
     for code, long_run in model.memories.items():
         runs = tuple(
-            replace(r, shots=shots, errors=int(rng.binomial(shots, r.errors / r.shots)), batch_decode_us_per_shot=())
+            replace(r, shots=shots, errors=int(rng.binomial(shots, r.errors / r.shots)), timing=DecodeTiming())
             for r in long_run.memories
         )
-        metrics: dict[str, Estimate] = {}
-        if len(runs) == 1:
-            metrics.update(runs[0].estimates(code))
-        else:
-            metrics.update(runs[0].estimates(f"{code}_z"))
-            metrics.update(runs[1].estimates(f"{code}_x"))
-            metrics.update(_combined(code, runs[0], runs[1]))
-        reports[code] = CodeReport(code, long_run.protected_basis, runs, metrics)
-    from harness.physics import link_block_choi
-
+        reports[code] = _report(code, runs)
     return LogicalRecord(link_block_choi(model.profile.link), reports)
 
 
@@ -158,7 +149,7 @@ class Side:
                 call=len(self._estimates) + 1,
             )
             found = proto.analyse(raw, ctx, {d: self.record(d, s) for d, s in deps.items()})
-            self._estimates[key] = found.estimates
+            self._estimates[key] = with_binomial(found.estimates, raw)
         return self._estimates[key]
 
 
