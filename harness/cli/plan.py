@@ -50,7 +50,7 @@ def plan_command(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Per metric: standard error at the budget, minimum detectable regression, budget to PASS, recommended tolerance."""
+    """Per metric: standard error, minimum detectable regression, budget to PASS and recommended tolerance."""
     from harness.plan import PlanError, plan_profile
     from harness.profiles import ProfileError, load_profile
 
@@ -82,8 +82,9 @@ def plan_command(
     )
     for m in plan.metrics:
         b2p = "-" if m.budget_to_pass is None else f"{m.budget_to_pass:.3g}x std"
+        mdr = _num(m.min_detectable_regression)
         out.print(
-            f"{m.name:<40} {_num(m.standard_error):>10} {_num(m.tolerance):>10} {_num(m.min_detectable_regression):>11} "
+            f"{m.name:<40} {_num(m.standard_error):>10} {_num(m.tolerance):>10} {mdr:>11} "
             f"{b2p:>15} {_num(m.recommended_tolerance):>12} {m.note}",
             highlight=False,
         )
