@@ -11,7 +11,7 @@ re-measurement); `pending()` names the metrics that need more data. At the first
 - watched (a budgeted run only, `MetricPlan.resolve`): a tolerance this budget cannot resolve - one that an
   unchanged build, gated alone at alpha, would not PASS with the design's power by the last look. It is tested for
   REGRESSION only (a gross regression is still caught) and is otherwise NOT_GATED with "not gated at this budget:
-  needs budget X", never INCONCLUSIVE; it does not drive re-measurement;
+  needs budget X", never INCONCLUSIVE; it is re-measured only while it measures worse than its tolerance;
 - otherwise gated: a track of looks in the family design of `harness.gate.family`.
 
 A verdict freezes at the first look that reaches it (REGRESSION, PASS, IMPROVED, or INCONCLUSIVE at the last look):
@@ -128,6 +128,14 @@ def run_looks(
     return gate.look(*observe(), final=True)
 
 
+def _needs_more(track: Track) -> bool:
+    """An undecided track before its last look needs more data; a watched one only while it measures worse than
+    its tolerance (stopping a one-sided test where it cannot cross never raises its error)."""
+    if track.final:
+        return False
+    return not track.watch or (bool(track.z_reg) and track.z_reg[-1] > 0.0)
+
+
 def _default_scale(scale: float) -> str:
     return f"{scale:.3g} budget units"
 
@@ -153,11 +161,7 @@ class SequentialGate:
 
     def pending(self) -> set[str]:
         """Return the gated metrics still undecided before their last look (they need more data)."""
-        return {
-            n
-            for n, s in self._states.items()
-            if s.track is not None and s.frozen is None and not s.track.final and not s.track.watch
-        }
+        return {n for n, s in self._states.items() if s.track is not None and s.frozen is None and _needs_more(s.track)}
 
     def look(
         self,

@@ -69,16 +69,25 @@ def test_a_tolerance_the_budget_cannot_resolve_is_not_gated_and_names_the_budget
                     {"bell_fidelity": (0.25, 0.25)}, final=True)["bell_fidelity"]  # fmt: skip
     assert out.verdict is Verdict.NOT_GATED
     assert out.reason.startswith("not gated at this budget: needs budget x")
-    assert not gate.pending()  # it does not drive re-measurement
+    assert not gate.pending()  # measuring better than its tolerance, it drives no re-measurement
 
 
-def test_a_gross_regression_of_an_unresolved_metric_is_still_caught():
+def test_a_regression_of_an_unresolved_metric_is_re_measured_and_caught():
     gate = SequentialGate(GateDesign(), _budgeted(0.004))
-    se = 0.004
-    out = gate.look({"bell_fidelity": Estimate(0.8, 0.8 - Z95 * se, 0.8 + Z95 * se, 9000, "", Direction.HIGHER)},
-                    {"bell_fidelity": Estimate(0.9, 0.9 - Z95 * se, 0.9 + Z95 * se, 9000, "", Direction.HIGHER)},
-                    {"bell_fidelity": (0.25, 0.25)}, final=True)["bell_fidelity"]  # fmt: skip
-    assert out.verdict is Verdict.REGRESSION
+    se, plan = 0.004, _budgeted(0.004)["bell_fidelity"]
+    assert plan.max_scale == 1.0
+
+    def look(worse: float, scale: float, final: bool = False):
+        s = se * math.sqrt(0.25 / scale)
+        cand = Estimate(0.9 - worse, 0.9 - worse - Z95 * s, 0.9 - worse + Z95 * s, 9000, "", Direction.HIGHER)
+        base = Estimate(0.9, 0.9 - Z95 * s, 0.9 + Z95 * s, 9000, "", Direction.HIGHER)
+        return gate.look({"bell_fidelity": cand}, {"bell_fidelity": base}, {"bell_fidelity": (scale, scale)},
+                         final=final)["bell_fidelity"]  # fmt: skip
+
+    # Worse than its tolerance but not yet significantly: it asks for more data, and the later looks decide.
+    assert look(0.011, 0.25).verdict is Verdict.NOT_GATED and gate.pending() == {"bell_fidelity"}
+    look(0.011, 0.5)
+    assert look(0.011, 1.0, final=True).verdict is Verdict.REGRESSION
 
 
 def test_default_plans_gate_a_metric_without_a_tolerance_at_a_margin_of_zero():
