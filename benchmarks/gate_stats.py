@@ -34,7 +34,7 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 
 
 def fixed_sample_size(sigma_1: float, delta: float, power: float, alpha: float = ALPHA) -> float:
-    """Coincidences per build a one-sided two-sample normal test needs: 2 ((z_{1-alpha} + z_power) sigma_1 / delta)^2."""
+    """Coincidences per build a one-sided two-sample normal test needs: 2 ((z_a + z_power) sigma_1 / delta)^2."""
     if delta <= 0 or power <= alpha:
         return float("nan")
     return float(2.0 * ((norm.ppf(1 - alpha) + norm.ppf(power)) * sigma_1 / delta) ** 2)
@@ -98,7 +98,7 @@ def _power_and_efficiency(sec: Section, loaded: object, fam: list[str], runs: in
                 float("nan"),
                 float("nan"),
                 "share of runs with any REGRESSION",
-            )  # fmt: skip
+            )
         )
         scales = []
         for o in res.outcomes:
@@ -116,7 +116,7 @@ def _power_and_efficiency(sec: Section, loaded: object, fam: list[str], runs: in
                 used / limit,
                 "coincidences (ratio = gate / limit)",
                 at_most=1.5,
-            )  # fmt: skip
+            )
         )
         notes.append(
             f"- {name}: true bell_fidelity drop {drop:.5f} (tolerance {tol:.4g}); bell_fidelity REGRESSION in "
