@@ -23,12 +23,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from harness.gate import Comparison, GateDesign, SequentialGate, Verdict, overall_verdict, run_looks
+from harness.gate.plans import describe_budget, gate_plans, with_binomial
 from harness.metrics import Direction, Estimate
 from harness.physics.link import LinkRates, profile_rates, sample_singles
 from harness.profiles import BUDGET_CAPS, BUDGETS, Profile
 from harness.protocols import PROTOCOLS, MeasureContext, Protocol, protocols_for
 from harness.records import BASES, BELL_SETTINGS, INPUTS_6, CoincidenceCounts, ProcessCounts, TomographyCounts
-from harness.session import describe_budget, gate_plans, with_binomial
 from harness.streams import stream
 
 

@@ -100,11 +100,6 @@ def first_crossing(z: Sequence[float], bounds: Sequence[float]) -> int | None:
     return None
 
 
-def planned_fractions(scales: Sequence[float]) -> tuple[float, ...]:
-    """Return the information fractions of looks at these total scales (pooled, both builds re-measured)."""
-    return tuple(round(s / scales[-1], 4) for s in scales)
-
-
 def _independent_exits(
     fractions: tuple[float, ...], upper: tuple[float, ...], lower: tuple[float, ...], drift: float
 ) -> tuple[np.ndarray, np.ndarray]:
