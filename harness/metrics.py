@@ -17,6 +17,22 @@ def _z(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
+class Verdict(StrEnum):
+    """Outcome of comparing one metric (or a family) with the baseline.
+
+    NOT_GATED: the metric is measured and shown but not tested, with the reason (informational timing, no
+    tolerance, or a tolerance the budget cannot resolve); it is neither a failure nor INCONCLUSIVE.
+    """
+
+    PASS = "PASS"
+    REGRESSION = "REGRESSION"
+    IMPROVED = "IMPROVED"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_GATED = "NOT_GATED"
+    NO_BASELINE = "NO_BASELINE"
+    ERROR = "ERROR"
+
+
 class Direction(StrEnum):
     """Which way is better for a metric."""
 
@@ -36,6 +52,9 @@ class Estimate:
     protocol resamples the Bell record exactly as the bell protocol does, so its ebit rate's replicate i rests on
     bell_fidelity's resample i. A value carrying a bootstrap bias correction has replicates centred on it. The
     interval need not be read off the replicates (metrics linear in the counts have analytic score intervals).
+    `binomial` optionally holds the counts (failures, trials) of a metric that is a binomial share: the value is
+    1 - failures/trials for a higher-is-better metric and failures/trials for a lower-is-better one. The gate then
+    tests it exactly (valid at zero failures); the session keeps the counts in the stored detail.
     """
 
     value: float
@@ -46,6 +65,7 @@ class Estimate:
     direction: Direction
     confidence: float = 0.95
     samples: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    binomial: tuple[int, int] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (self.ci_low <= self.value <= self.ci_high) and not any(
@@ -56,6 +76,12 @@ class Estimate:
             raise ValueError(f"sample size must be >= 0, got {self.n}")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.binomial is not None:
+            failures, trials = self.binomial
+            if int(failures) != failures or int(trials) != trials or not 0 <= failures <= trials or trials < 1:
+                raise ValueError(
+                    f"binomial counts must be integers 0 <= failures <= trials, trials >= 1: {self.binomial}"
+                )
 
     @property
     def standard_error(self) -> float:
@@ -63,9 +89,10 @@ class Estimate:
         return (self.ci_high - self.ci_low) / (2 * _z(0.5 + self.confidence / 2))
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (without bootstrap replicates)."""
+        """Plain JSON-ready dict (without bootstrap replicates or binomial counts)."""
         d = asdict(self)
         d.pop("samples")
+        d.pop("binomial")
         d["direction"] = str(self.direction)
         return d
 
@@ -100,6 +127,9 @@ class MetricSpec:
 
     A spec whose `name` ends in "_" is a pattern: it describes every metric named `<name><code>` (the logical
     metrics, one per QEC code of a profile).
+    `alias_of` names the metric this one is a function of (a pattern's alias is the same code's metric): the gate
+    tests the pair once and reports both. `timing` is "host" for wall-clock times of this machine (informational,
+    never gated) or "device" for round trips of the device (gated only with a tolerance in the profile).
     """
 
     name: str
@@ -109,6 +139,8 @@ class MetricSpec:
     description: str
     protocol: str
     primary: bool = False
+    alias_of: str | None = None
+    timing: str | None = None
 
     @property
     def is_pattern(self) -> bool:
@@ -128,7 +160,16 @@ _SPECS = [
         "bell",
         primary=True,
     ),
-    MetricSpec("concurrence", "fidelity", "", H, "Wootters concurrence of the delivered state", "bell"),
+    # For the states a link delivers (Werner-like) C = 2F - 1: one test serves both (replicates correlate at 1.00).
+    MetricSpec(
+        "concurrence",
+        "fidelity",
+        "",
+        H,
+        "Wootters concurrence of the delivered state",
+        "bell",
+        alias_of="bell_fidelity",
+    ),
     MetricSpec("chsh_s", "fidelity", "", H, "CHSH S at the settings optimal for |Phi+>: sqrt2 (E_XX + E_ZZ)", "bell"),
     MetricSpec("qber_z", "fidelity", "", L, "Quantum bit error rate in the Z basis", "bell"),
     MetricSpec("qber_x", "fidelity", "", L, "Quantum bit error rate in the X basis", "bell"),
@@ -142,7 +183,16 @@ _SPECS = [
         "link",
         primary=True,
     ),
-    MetricSpec("capacity_q1_bits", "capacity", "bit/use", H, "Maximised coherent information Q1 (<= Q)", "link"),
+    # For a unital qubit channel C_E = 1 + Q1 exactly.
+    MetricSpec(
+        "capacity_q1_bits",
+        "capacity",
+        "bit/use",
+        H,
+        "Maximised coherent information Q1 (<= Q)",
+        "link",
+        alias_of="capacity_ce_bits",
+    ),
     MetricSpec("capacity_chi_bits", "capacity", "bit/use", H, "Holevo quantity chi (<= C)", "link"),
     MetricSpec(
         "pair_rate_hz",
@@ -166,16 +216,34 @@ _SPECS = [
     MetricSpec(
         "logical_success_", "logical", "", H, "Logical success 1 - p_L of a memory experiment", "logical", primary=True
     ),
-    MetricSpec("logical_error_per_round_", "logical", "", L, "Logical error per syndrome round", "logical"),
-    MetricSpec("decode_time_us_", "logical", "us", L, "Decoder time per shot", "logical"),
+    MetricSpec(
+        "logical_error_per_round_",
+        "logical",
+        "",
+        L,
+        "Logical error per syndrome round",
+        "logical",
+        alias_of="logical_success_",
+    ),
+    MetricSpec("decode_time_us_", "logical", "us", L, "Decoder time per shot", "logical", timing="host"),
     MetricSpec(
         "decoder_agreement", "logical", "", H, "Share of syndromes where device and matching decoders agree", "decoder"
     ),
     MetricSpec(
         "decoder_logical_success", "logical", "", H, "Logical success with the device decoder's corrections", "decoder"
     ),
-    MetricSpec("decoder_latency_p50_us", "logical", "us", L, "Median decoder round-trip latency", "decoder"),
-    MetricSpec("decoder_latency_p99_us", "logical", "us", L, "99th-percentile decoder round-trip latency", "decoder"),
+    MetricSpec(
+        "decoder_latency_p50_us", "logical", "us", L, "Median decoder round-trip latency", "decoder", timing="device"
+    ),
+    MetricSpec(
+        "decoder_latency_p99_us",
+        "logical",
+        "us",
+        L,
+        "99th-percentile decoder round-trip latency",
+        "decoder",
+        timing="device",
+    ),
 ]
 
 # Fixed metric names -> spec (patterns are kept apart: their names are prefixes, not metrics).
@@ -198,7 +266,8 @@ def _pattern_spec(name: str) -> MetricSpec | None:
     """Return the spec of `name` made from a pattern (a prefix followed by a non-empty code), or None."""
     for p in PATTERNS:
         if name.startswith(p.name) and len(name) > len(p.name):
-            return replace(p, name=name)
+            alias = p.alias_of + name[len(p.name) :] if p.alias_of else None
+            return replace(p, name=name, alias_of=alias)
     return None
 
 
@@ -216,9 +285,41 @@ def metric_spec(name: str) -> MetricSpec:
     return spec
 
 
+def logical_headline(names: Iterable[str]) -> str | None:
+    """Return the one logical headline among `names`: logical success of the largest surface code, else of the
+    largest code (ties by name); None without logical-success metrics.
+
+    The surface code is the code a link serves, its headline 1 - (p_L,Z + p_L,X) covers both logical errors, and
+    the largest distance is the most sensitive to gate and link noise; repetition codes protect one basis only.
+    """
+    prefix = "logical_success_"
+    found = []
+    for n in names:
+        if n.startswith(prefix):
+            code = n[len(prefix) :]
+            m = _CODE.fullmatch(code)
+            if m is not None:
+                found.append((m.group(1) != "surface", -int(m.group(2)), n))
+    return min(found)[2] if found else None
+
+
 def primary_metrics(names: Iterable[str]) -> tuple[str, ...]:
-    """Return those of `names` that the registry marks primary (by default gated first, at full alpha)."""
-    return tuple(n for n in names if is_known_metric(n) and metric_spec(n).primary)
+    """Return those of `names` that the registry marks primary, with ONE logical headline (`logical_headline`).
+
+    Primaries are gated first, at the full alpha (see docs/baselines.md).
+    """
+    names = list(names)
+    headline = logical_headline(names)
+    return tuple(
+        n
+        for n in names
+        if is_known_metric(n) and metric_spec(n).primary and (not n.startswith("logical_success_") or n == headline)
+    )
+
+
+def alias_of(name: str) -> str | None:
+    """Return the metric `name` is declared a function of (tested once with it), or None."""
+    return metric_spec(name).alias_of if is_known_metric(name) else None
 
 
 _CODE = re.compile(r"([a-z][a-z0-9_]*)_d([0-9]+)")

@@ -1,8 +1,10 @@
 """One profile's regression run: measure candidate and baseline, store raw records first, gate the family.
 
-A `ProfileSession` owns the devices of one profile in a pytest session. The first metric
-test that needs a verdict triggers the whole family's measurement, so that Holm's method sees
-every metric of the profile at once, and INCONCLUSIVE metrics can be re-measured with more budget.
+A `ProfileSession` owns the devices of one profile in a pytest session. The first metric test that needs a
+verdict triggers the whole family's measurement, so that the gate's family design sees every metric of the
+profile at once. The gate is group-sequential (`harness.gate.SequentialGate`): the budget's base scale is the
+first look, and the protocols behind undecided metrics are re-measured, doubling their total scale, up to the
+budget's cap; each re-measurement is a look, and a verdict freezes at the look that reaches it.
 
 A metric without an estimate holds an explicit `Failure` (device, not supported, prerequisite, analysis).
 Only typed errors become failures: a device's `DeviceError`, a `NotSupportedError`, and the analysis and QEC
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -22,8 +24,18 @@ from harness.analysis.validation import AnalysisError
 from harness.devices import open_device
 from harness.devices.base import Device
 from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
-from harness.gate import Comparison, Verdict, error_comparison, evaluate, overall_verdict
-from harness.metrics import Estimate, Tolerance, metric_spec
+from harness.gate import (
+    Comparison,
+    GateDesign,
+    MetricPlan,
+    SequentialGate,
+    Verdict,
+    error_comparison,
+    overall_verdict,
+    run_looks,
+)
+from harness.gate.plans import describe_budget, gate_plans, with_binomial
+from harness.metrics import Estimate, metric_spec
 from harness.physics.channels import ChannelError
 from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
 from harness.protocols import Failure, FailureKind, Ledger, Protocol, protocol_for, protocols_for
@@ -33,6 +45,10 @@ from harness.store import RunStatus, Store
 DeviceFactory = Callable[..., Device]
 # Errors of the analysis and QEC layers: a record that cannot become its metric (an ERROR verdict, not a crash).
 ANALYSIS_ERRORS = (AnalysisError, QecError, ChannelError)
+
+
+class MeasurementError(Exception):
+    """A metric without an estimate, as the gate sees it: its failure's reason (an ERROR verdict)."""
 
 
 def unmeasured(metric: str) -> Estimate:
@@ -94,6 +110,7 @@ class ProfileSession:
         self.seed = seed
         self.budget = budget
         self.alpha = alpha
+        self.design = GateDesign(alpha=alpha)
         self.session_id = session_id
         self.recorder = recorder
         self._factory = device_factory
@@ -242,7 +259,7 @@ class ProfileSession:
             found, artifacts = proto.assemble(side.ledger, names)
         except ANALYSIS_ERRORS as exc:
             found, artifacts = dict.fromkeys(names, Failure.from_error(exc, FailureKind.ANALYSIS)), {}
-        side.estimates.update(found)
+        side.estimates.update(with_binomial(found, side.ledger.raw.get(proto.name)))
         for m in names:
             side.artifacts.pop(m, None)
         side.artifacts.update(artifacts)
@@ -258,7 +275,7 @@ class ProfileSession:
             self.baseline_source = "store"
             stored = self.store.latest_metrics(name, self.baseline_build)
             # A metric its run could not measure is stored unmeasured (n = 0): there is nothing to compare with.
-            return {m: e for m, e in stored.items() if e.n > 0}
+            return self._with_counts({m: e for m, e in stored.items() if e.n > 0})
         if self.profile.kind != "aer":
             self.baseline_source = "none"
             return {}
@@ -271,8 +288,20 @@ class ProfileSession:
         self._measure(side, protocols)
         return side.measured()
 
+    def _with_counts(self, stored: dict[str, Estimate]) -> dict[str, Estimate]:
+        """Stored baseline estimates with the binomial counts their run kept in the metric's detail."""
+        runs = [r for r in self.store.runs(self.loaded.name, self.baseline_build) if r.status.completed]
+        need = set(stored)
+        for run in reversed(runs):
+            for m, (est, _, detail) in self.store.metrics(run.id).items():
+                counts = (detail or {}).get("binomial")
+                if m in need and counts and est.value == stored[m].value:
+                    stored[m] = replace(stored[m], binomial=(int(counts[0]), int(counts[1])))
+                    need.discard(m)
+        return stored
+
     def evaluate(self) -> dict[str, Comparison]:
-        """Measure the whole family once, gate it (Holm), re-measure INCONCLUSIVE metrics up to the budget cap.
+        """Measure the whole family once, then gate it look by look, re-measuring undecided metrics up to the cap.
 
         A device that cannot be opened or identified ends the profile at once: every metric of the family is an
         ERROR naming that one cause (stored, so the table and summary list them all).
@@ -291,36 +320,47 @@ class ProfileSession:
         baselines = self._acquire_baseline(protocols)
         # Where the baseline came from (store, measured now, none) is part of the verdict's provenance.
         self.store.update_provenance(self.candidate.run_id, baseline_source=self.baseline_source)
-        tolerances = self.profile.gate_tolerances()
-        comparisons = self._gate(baselines, tolerances)
-        while retry := self._to_remeasure(protocols, comparisons):
-            for side in (self.candidate, self.baseline):
+        gate = SequentialGate(self.design, self._plans(protocols), describe_scale=describe_budget)
+        state = {"baselines": baselines}
+
+        def remeasure(pending: set[str]) -> bool:
+            retry = self._to_remeasure(protocols, pending)
+            for side in (self.candidate, self.baseline) if retry else ():
                 if side is not None:
                     self._measure(side, retry, double=True)
-            if self.baseline is not None:
-                baselines = self.baseline.measured()
-            comparisons = self._gate(baselines, tolerances)
-        self.comparisons = comparisons
-        self._store_metrics()
-        return comparisons
+            if retry and self.baseline is not None:
+                state["baselines"] = self.baseline.measured()
+            return bool(retry)
 
-    def _to_remeasure(self, protocols: list[Protocol], comparisons: dict[str, Comparison]) -> list[Protocol]:
-        """The protocols behind INCONCLUSIVE metrics whose doubled budget stays within the cap, with dependants."""
+        comparisons = run_looks(gate, lambda: self._observations(state["baselines"]), remeasure)
+        self.comparisons = {m: c for m, c in comparisons.items() if m not in self.skipped}
+        self._store_metrics()
+        return self.comparisons
+
+    def _plans(self, protocols: list[Protocol]) -> dict[str, MetricPlan]:
+        """Each family metric's gate plan (see `gate_plans`)."""
+        return gate_plans(self.profile, self.family, self.budget, fixed_baseline=self.baseline_source == "store")
+
+    def _observations(self, baselines: dict[str, Estimate]) -> tuple[dict, dict[str, Estimate], dict]:
+        """The gate's input: candidate estimates (a failure as an exception), baselines, and per metric the
+        candidate's and baseline's total scales of its protocol."""
+        cands: dict[str, Estimate | Exception] = {}
+        scales: dict[str, tuple[float, float]] = {}
+        for m, e in self.candidate.estimates.items():
+            if m not in self.family or m in self.skipped:
+                continue
+            cands[m] = e if isinstance(e, Estimate) else MeasurementError(e.reason)
+            proto = protocol_for(m).name
+            base = self.baseline.ledger.scale.get(proto, 1.0) if self.baseline is not None else 1.0
+            scales[m] = (self.candidate.ledger.scale.get(proto, 1.0), base)
+        return cands, baselines, scales
+
+    def _to_remeasure(self, protocols: list[Protocol], pending: set[str]) -> list[Protocol]:
+        """The protocols behind undecided metrics whose doubled budget stays within the cap, with dependants."""
         cap = BUDGETS[self.budget] * BUDGET_CAPS[self.budget]
-        unresolved = [c.name for c in comparisons.values() if c.verdict is Verdict.INCONCLUSIVE]
-        retry = {p.name for p in protocols if any(p.yields(m) for m in unresolved)}
+        retry = {p.name for p in protocols if any(p.yields(m) for m in pending)}
         retry = {n for n in retry if 2 * self.candidate.ledger.scale.get(n, cap) <= cap + 1e-9}
         return [p for p in protocols if p.name in retry or set(p.requires) & retry]
-
-    def _gate(self, baselines: dict[str, Estimate], tolerances: dict[str, Tolerance]) -> dict[str, Comparison]:
-        """Gate the family's estimates (Holm); a metric with a failure is an ERROR naming its reason."""
-        family = {m: e for m, e in self.candidate.estimates.items() if m in self.family and m not in self.skipped}
-        measured = {m: e for m, e in family.items() if isinstance(e, Estimate)}
-        gated = evaluate(measured, baselines, tolerances, alpha=self.alpha)
-        return {
-            m: gated[m] if m in gated else error_comparison(m, None, baselines.get(m), e.reason, self.alpha)
-            for m, e in family.items()
-        }
 
     def _store_metrics(self) -> None:
         assert self.comparisons is not None
@@ -334,9 +374,10 @@ class ProfileSession:
             self.store.add_metric(side.run_id, name, estimate, str(comp.verdict), detail)
         if self.baseline is not None:
             for name, est in self.baseline.measured().items():
-                found = self.baseline.artifacts.get(name)
-                detail = None if found is None else {"artifacts": found}
-                self.store.add_metric(self.baseline.run_id, name, est, detail=detail)
+                detail = {"artifacts": self.baseline.artifacts[name]} if name in self.baseline.artifacts else {}
+                if est.binomial is not None:
+                    detail["binomial"] = list(est.binomial)  # a later run's stored baseline is tested exactly
+                self.store.add_metric(self.baseline.run_id, name, est, detail=detail or None)
 
     def comparison(self, metric: str) -> Comparison:
         """Return the gate's comparison of one metric, measuring and gating the family first if needed.

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 import harness.analysis.estimators as estimators
+import harness.session as session_module
 from harness.analysis import PHI_PLUS, STATE_TOMOGRAPHY_METHOD, reconstruct_bell_state, state_fidelity
+from harness.analysis.estimators import linear_bell_values
 from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
 from harness.gate import Verdict
 from harness.instruments.errors import InstrumentDisconnected
@@ -112,7 +114,7 @@ class Bench:
 
 @pytest.fixture
 def bench(tmp_path: Path) -> Bench:
-    """A bench whose profile gates nothing within a tolerance: identical builds stay INCONCLUSIVE."""
+    """A bench whose profile gives no tolerances: every metric is measured and NOT_GATED."""
     return Bench(tmp_path, tolerances={})
 
 
@@ -122,12 +124,30 @@ def test_protocols_come_in_dependency_order():
     assert [p.name for p in protocols_for({"ebit_rate_hz", "bell_fidelity"})] == ["bell", "rates"]
 
 
-@pytest.mark.parametrize(("budget", "durations"), [("standard", [0.05, 0.05, 0.1]), ("quick", [0.0125, 0.0125])])
-def test_inconclusive_metrics_double_up_to_the_cap_and_no_further(bench, budget, durations):
+def _table(rows: dict) -> np.ndarray:
+    return np.asarray([rows.get(x, UNIFORM) for x in BELL_SETTINGS], dtype=float)[None]
+
+
+@pytest.mark.parametrize(("budget", "durations"), [("standard", [0.05, 0.05, 0.1]), ("quick", [0.0125, 0.0125, 0.025])])
+def test_undecided_metrics_double_up_to_the_cap_and_no_further(tmp_path, budget, durations):
+    # The candidate is worse by exactly its tolerance at every look (counts scale with time): neither test can
+    # cross, so re-measurement doubles up to the cap (4x standard; quick reaches the standard budget's base).
+    worse = {"XX": [440, 60, 60, 440], "YY": [60, 440, 440, 60], "ZZ": [440, 60, 60, 440]}
+    drop = float(
+        linear_bell_values(_table(ROWS))["bell_fidelity"][0] - linear_bell_values(_table(worse))["bell_fidelity"][0]
+    )
+
+    class AtTheTolerance(ScriptedDevice):
+        def bell_tomography(self, duration_s: float) -> TomographyCounts:
+            rows = worse if self.build == BUILD else ROWS
+            counts = self._counts("bell_tomography", duration_s, [rows.get(x, UNIFORM) for x in BELL_SETTINGS])
+            return TomographyCounts(BELL_SETTINGS, counts, duration_s)
+
+    bench = Bench(tmp_path, {"bell_fidelity": {"absolute": drop}})
+    bench.device_class = AtTheTolerance
     session = bench.session({"bell_fidelity"}, budget=budget)
     comp = session.comparison("bell_fidelity")
-    # Identical counts and a zero tolerance: no budget can resolve it, so the cap (4x standard, 2x quick) stops it.
-    assert comp.verdict is Verdict.INCONCLUSIVE
+    assert comp.verdict is Verdict.INCONCLUSIVE and comp.looks == 3
     assert bench.durations(BUILD, "bell_tomography") == durations
     assert bench.durations(BASELINE, "bell_tomography") == durations
     units = [d / INTEGRATION_S for d in durations]
@@ -136,7 +156,15 @@ def test_inconclusive_metrics_double_up_to_the_cap_and_no_further(bench, budget,
     assert comp.candidate.n == sum(units) * 9000  # the pooled counts: 1000 per setting and budget unit
 
 
-def test_a_superseding_protocol_doubles_its_own_scale_and_dependants_follow(bench):
+def test_a_superseding_protocol_doubles_its_own_scale_and_dependants_follow(bench, monkeypatch):
+    # The session's re-measurement rule alone: a gate that keeps both metrics pending until nothing more fits.
+    def undecided(gate, observe, remeasure):
+        gate.look(*observe())
+        while remeasure({"logical_success_" + CODE, "pair_rate_hz"}):
+            gate.look(*observe())
+        return gate.look(*observe(), final=True)
+
+    monkeypatch.setattr(session_module, "run_looks", undecided)
     session = bench.session({"logical_success_" + CODE, "pair_rate_hz"})
     session.evaluate()
     # Memories stop on an error count: each re-measurement replaces the last at twice its scale.

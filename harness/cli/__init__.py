@@ -9,7 +9,7 @@ from harness.cli.app import app
 from harness.cli.exits import run_app
 
 # Each module registers its commands on `app` when imported.
-for _name in ("capacity", "profiles", "run", "history", "report", "emulate", "db", "interleave", "tomography"):
+for _name in ("capacity", "profiles", "run", "history", "report", "emulate", "db", "interleave", "tomography", "plan"):
     importlib.import_module(f"harness.cli.{_name}")
 
 

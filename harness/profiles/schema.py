@@ -22,8 +22,9 @@ from harness.profiles.tomography import Tomography
 
 # Time/shot scale factor of each --budget relative to the `measurement` block.
 BUDGETS: dict[str, float] = {"quick": 0.25, "standard": 1.0, "release": 4.0}
-# Largest total scale re-measurement may reach, as a multiple of the budget's base factor.
-BUDGET_CAPS: dict[str, float] = {"quick": 2.0, "standard": 4.0, "release": 8.0}
+# Largest total scale re-measurement may reach, as a multiple of the budget's base factor. Quick reaches the
+# standard budget's base: what a canary needs to decide (docs/baselines.md, "Budgets and looks").
+BUDGET_CAPS: dict[str, float] = {"quick": 4.0, "standard": 4.0, "release": 8.0}
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 BUILD = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
@@ -233,6 +234,24 @@ class ToleranceSpec(_Model):
         return self
 
 
+class GateOptions(_Model):
+    """How the gate treats this profile's metric family."""
+
+    primary: list[str] | None = Field(
+        default=None,
+        description="metrics gated first, at the full alpha; default: bell_fidelity, pair_rate_hz, "
+        "capacity_ce_bits and the logical headline (logical success of the largest surface code)",
+    )
+
+    @field_validator("primary")
+    @classmethod
+    def _known(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or ():
+            if not is_known_metric(name):
+                raise ValueError(f"unknown metric {name!r}{suggest(name, list(REGISTRY))}")
+        return names
+
+
 class Memory(_Model):
     """Optional quantum memory at the receiver: T1, T2 and how long a qubit waits."""
 
@@ -344,6 +363,7 @@ class Profile(_Model):
     qec: Qec = Field(default_factory=Qec)
     measurement: Measurement = Field(default_factory=Measurement)
     tolerances: dict[str, ToleranceSpec] = Field(default_factory=dict, description="metric name -> practical margin")
+    gate: GateOptions | None = Field(default=None, description="the gate's primary metrics")
     memory: Memory | None = None
     drift: Drift | None = Field(default=None, description="between-session offsets and within-session wander")
     aer: AerOptions | None = None

@@ -80,12 +80,26 @@ def format_table(metrics: list[dict]) -> list[str]:
         return []
     width = max((len(m["name"]) for m in metrics), default=0)
     width = max(width, len("metric"))
-    rows = [f"{'metric':<{width}} {'value [95% CI]':<36} {'baseline':<12} {'delta [95% CI]':<34} verdict"]
+    head = f"{'metric':<{width}} {'value [95% CI]':<36} {'baseline':<12} {'delta [95% CI]':<34} {'detectable':<11}"
+    rows = [f"{head} verdict"]
     for m in metrics:
         base = f"{m['baseline']['value']:.6g}" if m.get("baseline") else "-"
         delta = _interval(m.get("delta"), "+.4g")
-        rows.append(f"{m['name']:<{width}} {_interval(m, '.6g'):<36} {base:<12} {delta:<34} {m['verdict']}")
+        mdr = m.get("min_detectable_regression")
+        mdr_text = "-" if mdr is None else f"{mdr:.4g}"
+        line = f"{m['name']:<{width}} {_interval(m, '.6g'):<36} {base:<12} {delta:<34} {mdr_text:<11}"
+        rows.append(f"{line} {verdict_text(m)}")
     return rows
+
+
+def verdict_text(m: dict) -> str:
+    """A summary metric's verdict with what qualifies it: the metric an alias follows, why it is not gated."""
+    text = str(m["verdict"])
+    if m.get("follows"):
+        text += f" (follows {m['follows']})"
+    if m["verdict"] == "NOT_GATED" and m.get("reason"):
+        text += f": {m['reason']}"
+    return text
 
 
 def format_causes(metrics: list[dict]) -> list[str]:

@@ -50,11 +50,22 @@ def test_table_rows_show_value_interval_baseline_and_delta():
         "baseline": {"value": 0.951},
         "delta": {"value": -0.001, "ci_low": -0.003, "ci_high": 0.001},
         "verdict": "PASS",
+        "min_detectable_regression": 0.00512345,
     }
     header, row, bare = format_table([metric, {"name": "chsh_s", "value": None, "verdict": "ERROR"}])
-    assert header.split()[:2] == ["metric", "value"] and header.endswith("verdict")
-    assert row.split() == ["bell_fidelity", "0.95", "[0.94,", "0.96]", "0.951", "-0.001", "[-0.003,", "+0.001]", "PASS"]
-    assert bare.split() == ["chsh_s", "-", "-", "-", "ERROR"]
+    assert header.split()[:2] == ["metric", "value"] and header.endswith("detectable  verdict")
+    fields = ["bell_fidelity", "0.95", "[0.94,", "0.96]", "0.951", "-0.001", "[-0.003,", "+0.001]", "0.005123", "PASS"]
+    assert row.split() == fields
+    assert bare.split() == ["chsh_s", "-", "-", "-", "-", "ERROR"]
+
+
+def test_table_says_why_a_metric_is_not_gated_and_which_metric_an_alias_follows():
+    reason = "not gated at this budget: needs budget standard"
+    not_gated = {"name": "car", "value": None, "verdict": "NOT_GATED", "reason": reason}
+    alias = {"name": "concurrence", "value": None, "verdict": "PASS", "follows": "bell_fidelity"}
+    _, first, second = format_table([not_gated, alias])
+    assert first.endswith(f"NOT_GATED: {reason}")
+    assert second.endswith("PASS (follows bell_fidelity)")
 
 
 def test_json_default_makes_numpy_values_plain():

@@ -30,7 +30,11 @@ def test_unchanged_build_passes_and_regressed_build_fails(pytester: pytest.Pytes
     good, good_summary = _run(pytester, "--firmware-build", "2.4.0", "--baseline-build", "2.3.0")
     assert good.ret == pytest.ExitCode.OK, good.stdout.str()
     assert good_summary["verdict"] in ("PASS", "INCONCLUSIVE")
-    assert {m["verdict"] for m in good_summary["metrics"]} <= {"PASS", "IMPROVED", "INCONCLUSIVE"}
+    assert {m["verdict"] for m in good_summary["metrics"]} <= {"PASS", "IMPROVED", "INCONCLUSIVE", "NOT_GATED"}
+    for m in good_summary["metrics"]:
+        # Every metric says what this run could have caught; one not gated says why.
+        assert m["min_detectable_regression"] is not None or m["follows"], m
+        assert m["verdict"] != "NOT_GATED" or m["reason"].startswith("not gated at this budget"), m
     good.stdout.fnmatch_lines(["*qharness aer-reference: build 2.4.0 vs 2.3.0*", "*bell_fidelity*"])
     assert good_summary["build"] == "2.4.0" and good_summary["baseline_build"] == "2.3.0"
     for m in good_summary["metrics"]:
@@ -43,10 +47,13 @@ def test_unchanged_build_passes_and_regressed_build_fails(pytester: pytest.Pytes
     assert bad.ret == pytest.ExitCode.TESTS_FAILED
     verdicts = {m["name"]: m["verdict"] for m in bad_summary["metrics"]}
     assert bad_summary["verdict"] == "REGRESSION"
-    assert {n for n, v in verdicts.items() if v == "REGRESSION"} == DEGRADED
-    assert all(v in ("PASS", "IMPROVED") for n, v in verdicts.items() if n not in DEGRADED), verdicts
+    # The regression shows where the physics put it: in the Bell state (concurrence follows bell_fidelity); the
+    # other degraded metrics may still be undecided, the untouched ones never regress. A primary that regressed
+    # never PASSes, so gatekeeping gives the secondaries no alpha to PASS: they may stay INCONCLUSIVE.
+    regressed = {n for n, v in verdicts.items() if v == "REGRESSION"}
+    assert {"bell_fidelity", "concurrence"} <= regressed <= DEGRADED, verdicts
     bad.stdout.fnmatch_lines(
-        ["*bell_fidelity REGRESSION: 2.5.0-rc1 * vs baseline 2.3.0 *; delta -* (tolerance 0.002*Holm-adjusted p = *"]
+        ["*bell_fidelity REGRESSION: 2.5.0-rc1 * vs baseline 2.3.0 *; delta -* (tolerance 0.0036*adjusted p = *"]
     )
     # The baseline came from the store on the second run, not from a new measurement.
     with sqlite3.connect(pytester.path / "qharness.db") as db:

@@ -119,12 +119,14 @@ def test_tolerances_cover_every_reported_metric(name: str) -> None:
     p = load_profile(name).effective()
     expected = set(REGISTRY)
     for code in p.qec.codes:
-        expected |= {f"logical_success_{code}", f"logical_error_per_round_{code}", f"decode_time_us_{code}"}
+        expected |= {f"logical_success_{code}", f"logical_error_per_round_{code}"}
     assert expected <= set(p.tolerances)
+    # Host wall-clock times are never gated: a tolerance for them would be dead configuration.
+    assert not {f"decode_time_us_{code}" for code in p.qec.codes} & set(p.tolerances)
     for metric in ("pair_rate_hz", "ebit_rate_hz", "secret_key_rate_bps", "car"):
         assert p.tolerances[metric].relative is not None and p.tolerances[metric].absolute is None
     if name == "aer-reference":
-        assert p.tolerances["bell_fidelity"] == ToleranceSpec(absolute=0.002)
+        assert p.tolerances["bell_fidelity"] == ToleranceSpec(absolute=0.0036)  # from `qharness plan`
 
 
 def test_extends_inherits_and_overrides() -> None:
@@ -368,4 +370,4 @@ def test_json_schema_accepts_shipped_profiles_and_rejects_a_typo() -> None:
 
 def test_budget_constants() -> None:
     assert BUDGETS == {"quick": 0.25, "standard": 1.0, "release": 4.0}
-    assert BUDGET_CAPS == {"quick": 2.0, "standard": 4.0, "release": 8.0}
+    assert BUDGET_CAPS == {"quick": 4.0, "standard": 4.0, "release": 8.0}  # quick reaches the standard base

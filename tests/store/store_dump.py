@@ -10,9 +10,10 @@ from harness.store import Store
 
 
 def _estimate(e: Any) -> dict:
-    """Return an Estimate's persisted fields (`samples` is never stored)."""
+    """Return an Estimate's persisted fields (`samples` is never stored; `binomial` counts live in the detail)."""
     d = dataclasses.asdict(e)
     d.pop("samples", None)
+    d.pop("binomial", None)
     return d
 
 

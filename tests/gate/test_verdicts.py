@@ -144,7 +144,9 @@ def test_holm_changes_the_family_verdict() -> None:
     pairs = {"a": with_p(0.01), "b": with_p(0.04), "c": with_p(0.5)}
     fam = evaluate({k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}, {})
     assert [fam[k].p_regression for k in "abc"] == pytest.approx([0.01, 0.04, 0.5], rel=1e-6)
-    assert [fam[k].p_regression_adjusted for k in "abc"] == pytest.approx([0.03, 0.08, 0.5], rel=1e-6)
+    # Adjusted p: p times alpha over the level the metric is tested at (Holm's step: 0.05/3, then 0.05/2 for b
+    # and c), capped at 1; at most alpha exactly when the test crossed.
+    assert [fam[k].p_regression_adjusted for k in "abc"] == pytest.approx([0.03, 0.08, 1.0], rel=1e-6)
     assert fam["a"].verdict == Verdict.REGRESSION
     assert fam["b"].verdict != Verdict.REGRESSION  # 0.04 alone would regress, 0.08 after Holm does not
     assert compare_one("b", *pairs["b"], Tolerance()).verdict == Verdict.REGRESSION
@@ -157,7 +159,8 @@ def test_message_and_dict() -> None:
     msg = c.message("2.5.0-rc1", "2.3.0")
     assert msg.startswith(
         "bell_fidelity REGRESSION: 2.5.0-rc1 0.9112 [0.9095, 0.9129] vs baseline 2.3.0 0.9225 [0.9208, 0.9242]; "
-        "delta -0.0113 [-0.0137, -0.0089] (tolerance 0.002, worse-is-lower); Holm-adjusted p = "
+        "delta -0.0113 [-0.0137, -0.0089] (tolerance 0.002, worse-is-lower); worse by more than the tolerance at "
+        "look 1 of 1: z 7.58 vs boundary 1.64 at level 0.05 (normal, one-sided interval halves); adjusted p = "
     )
     assert msg.endswith("<= alpha 0.05")
     d = c.to_dict()
@@ -171,18 +174,25 @@ def test_message_and_dict() -> None:
     json.dumps(d)
 
 
-def test_bootstrap_standard_error_option() -> None:
+def test_the_gate_uses_the_replicates_not_the_interval_width() -> None:
     rng = np.random.default_rng(7)
     cs = tuple(rng.normal(0.90, 0.002, 4000))
     bs = tuple(rng.normal(0.91, 0.002, 4000))
-    # Intervals claim se = 0.01 each; the replicates say 0.002: the option uses the replicates.
+    # Intervals claim se = 0.01 each (z = 0.71); the replicates say 0.002: z = 0.01 / (0.002 sqrt 2) = 3.5.
     c = Estimate(0.90, 0.90 - Z95 * 0.01, 0.90 + Z95 * 0.01, 1000, "", H, samples=cs)
     b = Estimate(0.91, 0.91 - Z95 * 0.01, 0.91 + Z95 * 0.01, 1000, "", H, samples=bs)
-    assert compare_one("f", c, b, Tolerance()).verdict == Verdict.INCONCLUSIVE  # z = 0.71
-    boot = compare_one("f", c, b, Tolerance(), bootstrap=True)
-    assert boot.verdict == Verdict.REGRESSION  # z = 0.01 / (0.002 * sqrt 2) = 3.5
+    boot = compare_one("f", c, b, Tolerance())
+    assert boot.verdict == Verdict.REGRESSION and boot.method == "normal, bootstrap replicates"
+    assert boot.z == pytest.approx(0.01 / (0.002 * math.sqrt(2)), rel=0.05)
     assert boot.delta is not None
     assert (boot.delta.ci_high - boot.delta.ci_low) / (2 * Z95) == pytest.approx(0.002 * math.sqrt(2), rel=0.05)
+    # Without replicates, each side's one-sided half: a long upper tail on the candidate weakens only REGRESSION.
+    skew = Estimate(0.90, 0.90 - Z95 * 0.002, 0.90 + Z95 * 0.02, 1000, "", H)
+    base = Estimate(0.91, 0.91 - Z95 * 0.002, 0.91 + Z95 * 0.002, 1000, "", H)
+    halves = compare_one("f", skew, base, Tolerance())
+    assert halves.method == "normal, one-sided interval halves"
+    assert halves.z == pytest.approx(0.01 / math.hypot(0.02, 0.002), rel=1e-6)
+    assert halves.verdict == Verdict.INCONCLUSIVE
 
 
 # -- simulations --------------------------------------------------------------------------------------
