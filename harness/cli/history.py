@@ -124,7 +124,7 @@ def compare(
     fail_on_regression: Annotated[
         bool, typer.Option("--fail-on-regression", help="exit 1 when any metric is a REGRESSION")
     ] = False,
-    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate (Holm)")] = 0.05,
+    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate of the gate")] = 0.05,
 ) -> None:
     """Gate BUILD_B (candidate) against BUILD_A (baseline) from their latest completed runs in the store."""
     from harness.gate import evaluate
@@ -152,7 +152,7 @@ def _print_comparisons(comparisons: dict, title: str, build_a: str, build_b: str
     from harness.report.text import interval_text
 
     table = Table(title=title)
-    for col in ("metric", f"{build_a}", f"{build_b}", "delta [interval]", "tolerance", "Holm p", "verdict"):
+    for col in ("metric", f"{build_a}", f"{build_b}", "delta [interval]", "tolerance", "adjusted p", "verdict"):
         table.add_column(col, overflow="fold")
     for name, c in sorted(comparisons.items()):
         b, k, d = c.baseline, c.candidate, c.delta
@@ -184,7 +184,7 @@ def baseline_check(
     fail_on_regression: Annotated[
         bool, typer.Option("--fail-on-regression", help="exit 1 when any metric is a REGRESSION")
     ] = False,
-    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate (Holm)")] = 0.05,
+    alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate of the gate")] = 0.05,
 ) -> None:
     """Compare BUILD with the pinned reference build, pooled over all its sessions (catches creep)."""
     from harness.baselines import compare_with_reference

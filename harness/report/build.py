@@ -35,6 +35,7 @@ VERDICT_SYMBOLS = {
     "IMPROVED": "▲",
     "INCONCLUSIVE": "?",
     "ERROR": "!",
+    "NOT_GATED": "·",
     "NO_BASELINE": "–",
 }
 # Above this the report is too heavy for a CI artifact viewer or a mail attachment.
@@ -116,6 +117,9 @@ def metric_view(m: dict) -> dict:
         "delta_interval": _bracket(m.get("delta")),
         "tolerance": m.get("tolerance"),
         "p_adjusted": m.get("p_adjusted"),
+        "min_detectable_regression": m.get("min_detectable_regression"),
+        "reason": m.get("reason"),
+        "follows": m.get("follows"),
         "verdict": verdict,
         "symbol": VERDICT_SYMBOLS.get(verdict, ""),
         "error": m.get("error"),
@@ -134,7 +138,7 @@ def regression_line(profile: str, build: str, baseline_build: str | None, m: dic
         worse = "worse-is-lower" if m.get("direction") == "higher" else "worse-is-higher"
         parts.append(f" (tolerance {fmt_number(m['tolerance'])}, {worse})")
     if m.get("p_adjusted") is not None:
-        parts.append(f"; Holm-adjusted p = {m['p_adjusted']:.2g}")
+        parts.append(f"; adjusted p = {m['p_adjusted']:.2g}")
     return "".join(parts)
 
 

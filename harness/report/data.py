@@ -19,7 +19,7 @@ from harness.summary import run_summary
 
 # Runs whose metrics describe a build: finished, whatever the verdict (an errored run still measured something).
 REPORTABLE_STATUSES = ("passed", "failed", "error")
-COUNTED_VERDICTS = ("REGRESSION", "IMPROVED", "INCONCLUSIVE", "ERROR", "PASS", "NO_BASELINE")
+COUNTED_VERDICTS = ("REGRESSION", "IMPROVED", "INCONCLUSIVE", "ERROR", "PASS", "NOT_GATED", "NO_BASELINE")
 # The metric rows whose stored products hold the logical memories behind them (one row per QEC code).
 LOGICAL_SUCCESS = "logical_success_"
 NOT_RECORDED = "not recorded in this run"
