@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from harness.analysis.validation import AnalysisError
+from harness.baselines import PooledBaseline, compare_family, pooled_baseline
 from harness.devices import open_device
 from harness.devices.base import Device
 from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
@@ -332,10 +333,42 @@ class ProfileSession:
                 state["baselines"] = self.baseline.measured()
             return bool(retry)
 
-        comparisons = run_looks(gate, lambda: self._observations(state["baselines"]), remeasure)
+        pooled = self._pooled_sessions()
+        if pooled:
+            comparisons = self._gate_pooled(pooled)
+        else:
+            comparisons = run_looks(gate, lambda: self._observations(state["baselines"]), remeasure)
+        comparisons = {m: replace(c, variance_model=self._variance_model(m, pooled)) for m, c in comparisons.items()}
         self.comparisons = {m: c for m, c in comparisons.items() if m not in self.skipped}
         self._store_metrics()
         return self.comparisons
+
+    def _pooled_sessions(self) -> dict[str, PooledBaseline]:
+        """The stored baseline pooled over its sessions, when the store holds two or more of them; else {}."""
+        if self.baseline_source != "store":
+            return {}
+        pooled = pooled_baseline(self.store, self.loaded.name, self.baseline_build, sorted(self.family))
+        return pooled if any(p.fit.k >= 2 for p in pooled.values()) else {}
+
+    def _gate_pooled(self, pooled: dict[str, PooledBaseline]) -> dict[str, Comparison]:
+        """Gate against the pooled sessions: one look (re-measuring cannot shrink the between-session variance)."""
+        cands, _, _ = self._observations({})
+        found = {m: e for m, e in cands.items() if isinstance(e, Estimate)}
+        out = compare_family(found, pooled, self.profile.gate_tolerances(), self.alpha)
+        for m, e in cands.items():
+            if not isinstance(e, Estimate):
+                out[m] = error_comparison(m, None, pooled[m].estimate() if m in pooled else None, str(e), self.alpha)
+        return {m: replace(c, look=1, looks=1, method="pooled sessions (random effects)") for m, c in out.items()}
+
+    def _variance_model(self, metric: str, pooled: dict[str, PooledBaseline]) -> str:
+        """Which variance a metric's verdict accounted for (the summary's `variance_model`)."""
+        if metric in pooled:
+            return pooled[metric].variance_model
+        if self.baseline_source == "store":
+            return "between-session variance unknown (1 stored session): shot noise only"
+        if self.baseline_source == "measured":
+            return "shot noise only (baseline measured in this session)"
+        return "none (no baseline)"
 
     def _plans(self, protocols: list[Protocol]) -> dict[str, MetricPlan]:
         """Each family metric's gate plan (see `gate_plans`)."""

@@ -93,5 +93,10 @@ def candidate_runs(store: Store, session_id: str) -> list[RunRow]:
 
 def session_summary(store: Store, session_id: str) -> dict | list[dict]:
     """One summary object for one profile, a list for several."""
+    from harness.baselines import change_point_count
+
     objs = [run_summary(store, r) for r in candidate_runs(store, session_id)]
+    for obj in objs:
+        # Creep shows as change points in each metric's history across builds (harness.stats.changepoint).
+        obj["change_points"] = change_point_count(store, obj["profile"])
     return objs[0] if len(objs) == 1 else objs

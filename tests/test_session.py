@@ -449,3 +449,49 @@ def test_a_drifting_stand_in_keeps_its_applied_offsets_with_the_run(tmp_path: Pa
         ps.evaluate()
         ps.close()
         assert store.run(ps.candidate.run_id).provenance["drift"]["offsets"] == offsets[1]
+
+
+def _drifting_profile(tmp_path: Path) -> Path:
+    raw = yaml.safe_load(write_profile(tmp_path, {"bell_fidelity": {"absolute": 0.01}}).read_text(encoding="utf-8"))
+    raw["tolerances"]["pair_rate_hz"] = {"relative": 0.05}
+    raw["drift"] = {"between_sessions": {"visibility_sd": 0.005, "pair_rate_rel_sd": 0.03}}
+    path = tmp_path / "session-unit.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def _measure(path: Path, store: Store, build: str, session: int) -> ProfileSession:
+    ps = ProfileSession(
+        load_profile(path), store, build=build, baseline_build=BASELINE, budget="quick", session=session
+    )
+    ps.family.update({"bell_fidelity", "pair_rate_hz"})
+    ps.evaluate()
+    ps.close()
+    return ps
+
+
+@pytest.mark.parametrize("sessions", [1, 3])
+def test_a_stored_baseline_of_several_sessions_is_pooled_and_says_so(tmp_path: Path, sessions: int):
+    path = _drifting_profile(tmp_path)
+    with Store(tmp_path / "q.db") as store:
+        for s in range(sessions):
+            _measure(path, store, BASELINE, s)  # the baseline build measured as itself: nothing compared
+        ps = _measure(path, store, BUILD, 7)
+        comps = {m: ps.comparison(m) for m in ("bell_fidelity", "pair_rate_hz")}
+        stored = store.metrics(ps.candidate.run_id)
+    for name, comp in comps.items():
+        assert comp.verdict is not Verdict.REGRESSION, comp  # identical physics, drift within the tolerances
+        assert stored[name][2]["variance_model"] == comp.variance_model  # kept for the summary JSON
+        if sessions == 1:
+            assert comp.variance_model == "between-session variance unknown (1 stored session): shot noise only"
+        else:
+            assert comp.variance_model == "REML over 3 sessions, HKSJ t with 2 df", comp.variance_model
+            assert comp.method == "pooled sessions (random effects)" and comp.looks == 1
+            # The pooled baseline's interval is a t interval over the sessions, wider than one session's.
+            assert comp.baseline.ci_high - comp.baseline.ci_low > 0
+
+
+def test_an_in_session_baseline_names_shot_noise_as_its_variance(tmp_path: Path):
+    with Store(tmp_path / "q.db") as store:
+        ps = _measure(_drifting_profile(tmp_path), store, BUILD, 0)
+        assert ps.comparison("bell_fidelity").variance_model == "shot noise only (baseline measured in this session)"

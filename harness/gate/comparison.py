@@ -65,6 +65,7 @@ class Comparison:
     boundary: float | None = None
     z: float | None = None
     method: str | None = None
+    variance_model: str | None = None  # which variance the verdict accounted for (shot noise, between sessions)
 
     def worse_is(self) -> str:
         """Return 'worse-is-lower' or 'worse-is-higher' for the metric's direction."""
@@ -137,6 +138,7 @@ class Comparison:
             "boundary": self.boundary,
             "z": self.z,
             "method": self.method,
+            "variance_model": self.variance_model,
             "p_adjusted": self.p_regression_adjusted,
             "p_regression": self.p_regression,
             "p_improved_adjusted": self.p_improved_adjusted,

@@ -37,9 +37,14 @@ def test_session_index_selects_the_drift_drawn_and_is_kept(pytester: pytest.Pyte
     profile = _drifting(pytester.path)
     args = ("-k", "test_bell_state and bell_fidelity", "--budget", "quick", "--firmware-build", "2.3.0")
     offsets = {}
+    summary = pytester.path / "summary.json"
     for session in ("0", "3", "3"):
-        result = _run(pytester, profile, *args, "--harness-session", session)
+        result = _run(pytester, profile, *args, "--harness-session", session, "--harness-summary", str(summary))
         assert result.ret == 0, result.stdout.str()
+        obj = json.loads(summary.read_text())
+        # The baseline build measured as itself: nothing compared, and the summary says which variance that is.
+        assert [m["variance_model"] for m in obj["metrics"]] == ["none (no baseline)"]
+        assert isinstance(obj["change_points"], int)
         drift = _drift_of_last_run(pytester.path / "q.db")
         assert drift["session"] == int(session), drift
         offsets.setdefault(session, []).append(drift["offsets"])
