@@ -49,6 +49,30 @@ def _writable_store(db: str | None) -> object:
         fail("interleave", str(exc))
 
 
+def _as_json(session: object, results: dict, verdict: str) -> dict:
+    """The result of `--json`: the order, the stored runs and, per metric, its paired test."""
+    return {
+        "verdict": verdict,
+        "order": "".join(session.order),
+        "run_ids": session.run_ids,
+        "metrics": [
+            {
+                "name": m.name,
+                "verdict": m.verdict,
+                "margin": m.margin,
+                "difference": m.test.mean if m.test else None,
+                "standard_error": m.test.se if m.test else None,
+                "df": m.test.df if m.test else None,
+                "unit": m.unit,
+                "variance_model": m.variance_model,
+                "baseline_runs": m.values["A"],
+                "candidate_runs": m.values["B"],
+            }
+            for m in results.values()
+        ],
+    }
+
+
 @app.command("interleave")
 def interleave(
     profile: Annotated[str, typer.Option("--profile", help="profile of a device that can flash (name or path)")],
@@ -100,26 +124,7 @@ def interleave(
     results = verdicts(session, tolerances, alpha)
     verdict = overall(results)
     if as_json:
-        out = {
-            "verdict": verdict,
-            "order": "".join(session.order),
-            "run_ids": session.run_ids,
-            "metrics": [
-                {
-                    "name": m.name,
-                    "verdict": m.verdict,
-                    "margin": m.margin,
-                    "difference": m.test.mean if m.test else None,
-                    "standard_error": m.test.se if m.test else None,
-                    "df": m.test.df if m.test else None,
-                    "unit": m.unit,
-                    "variance_model": m.variance_model,
-                    "baseline_runs": m.values["A"],
-                    "candidate_runs": m.values["B"],
-                }
-                for m in results.values()
-            ],
-        }
+        out = _as_json(session, results, verdict)
         print(json.dumps(out, indent=1))
     else:
         _table(results, verdict, session.run_ids)

@@ -49,10 +49,13 @@ def test_waveplate_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: 
     assert code == 0 and {m["verdict"] for m in first["metrics"]} == {"NO_BASELINE"}, out
     code, good, out = runs["2.4.0"]
     assert code == 0, out
-    assert set(_verdicts(good).values()) <= {"PASS", "IMPROVED", "INCONCLUSIVE"}, _verdicts(good)
+    assert set(_verdicts(good).values()) <= {"PASS", "IMPROVED", "INCONCLUSIVE", "NOT_GATED"}, _verdicts(good)
     code, bad, out = runs["2.5.0-rc1"]
     assert code == 1, out
-    assert {n for n, v in _verdicts(bad).items() if v == "REGRESSION"} == DEGRADED, _verdicts(bad)
+    # The primaries' regressions are found; secondaries wait behind them (serial gatekeeping) and never regress
+    # unless they are degraded.
+    regressed = {n for n, v in _verdicts(bad).items() if v == "REGRESSION"}
+    assert {"bell_fidelity", "concurrence"} <= regressed <= DEGRADED, _verdicts(bad)
     with_scheme = [m for m in good["metrics"] if m["name"] == "bell_fidelity"]
     assert with_scheme and with_scheme[0]["n"] > 0
 

@@ -206,6 +206,8 @@ def _wait_for_a_complete_file(resume: Path, n_blocks: int, proc: subprocess.Pope
         for f in resume.glob("*.csv"):
             text = f.read_text()
             text = text[: text.rfind("\n") + 1]
+            if not text:
+                continue  # created, header not yet flushed
             try:
                 stats = sinter.read_stats_from_csv_files(io.StringIO(text))
             except ValueError:
