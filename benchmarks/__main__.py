@@ -49,7 +49,19 @@ def _capacities(smoke: bool) -> Section:
 def _gate(smoke: bool) -> Section:
     from benchmarks import gate_stats
 
-    return gate_stats.run(runs_null=20, runs_power=10) if smoke else gate_stats.run(runs_null=500, runs_power=200)
+    return gate_stats.run(runs_null=2, runs_power=2) if smoke else gate_stats.run()
+
+
+def _gate_boundary(smoke: bool) -> Section:
+    from benchmarks import gate_boundary
+
+    return gate_boundary.run(runs=200) if smoke else gate_boundary.run()
+
+
+def _gate_canary(smoke: bool) -> Section:
+    from benchmarks import gate_canary
+
+    return gate_canary.run(runs=2) if smoke else gate_canary.run()
 
 
 def _canary(smoke: bool) -> Section:
@@ -110,6 +122,8 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "qec": _qec,
     "capacities": _capacities,
     "gate": _gate,
+    "gate_boundary": _gate_boundary,
+    "gate_canary": _gate_canary,
     "canary": _canary,
     "mle": _mle,
     "estimators": _estimators,
