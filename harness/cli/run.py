@@ -196,7 +196,13 @@ def run(
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
     started = utc_now()
-    result = run_child(cmd, env=env)
+    raise typer.Exit(_finish(run_child(cmd, env=env), url, started, build, names, report))
+
+
+def _finish(
+    result: ChildResult, url: StoreURL, started: str, build: str | None, names: list[str], report: str | None
+) -> int:
+    """Say how an early stop left the runs, or write the report of a finished run; return the exit status."""
     code = _exit_code(result)
     if code in (ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR):
         outcome = _runs_outcome(url, started)  # a child that did not finish leaves no run 'running'
@@ -206,4 +212,4 @@ def run(
     elif report and url.exists() and code in (ExitCode.OK, ExitCode.REGRESSION):
         # A usage error (a bench still leased, a bad option) measured nothing: a report would show older runs.
         _write_report(url, build, names, report)
-    raise typer.Exit(code)
+    return code

@@ -66,6 +66,11 @@ def add_options(parser: pytest.Parser) -> None:
         help="time-to-live, in s, of this run's bench leases in a PostgreSQL store: a run that dies loses them "
         "this long after its last heartbeat (default 60)",
     )
+    _add_measurement_options(g)
+
+
+def _add_measurement_options(g: pytest.OptionGroup) -> None:
+    """The options that shape what is measured: seed, session, logical sampling, budget, alpha, outputs."""
     g.addoption("--harness-seed", default="1", metavar="N", help="seed of every simulated random stream (default 1)")
     g.addoption(
         "--harness-session",
