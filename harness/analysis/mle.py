@@ -399,8 +399,7 @@ def fit_tomography(
         t, _, gap, iters, ok = _solve(sub, t0, tol, max_iter, stall)
         rows = np.arange(len(t))
         rho, inten = _finish(scheme, sub, t)
-        k = 2.0 if scheme.is_process else 1.0
-        mu = sub.c * np.real(np.einsum("bij,mji->bm", rho, _from_frame(sub.ops))) * (inten * k)[:, None] + sub.a
+        mu = sub.c * np.real(np.einsum("bij,mji->bm", rho, _from_frame(sub.ops))) * inten[:, None] + sub.a
         nll = _phi(mu, sub.n, objective)[0].sum(axis=1)
         parts.append((rho, inten, mu, nll, gap, iters, ok, rows))
     cat = [np.concatenate([p[i] for p in parts]) for i in range(7)]
