@@ -19,10 +19,10 @@ pytestmark = pytest.mark.slow
 
 
 @contextlib.contextmanager
-def emulators(tmp: Path, build: str, *faults: str):
-    """Serve the emulated bench of `build` on ephemeral loopback ports; yield its live bench block."""
+def emulators(tmp: Path, build: str, *faults: str, profile: str = "bench-emulated"):
+    """Serve the emulated bench of `profile` running `build` on ephemeral loopback ports; yield its live bench block."""
     out = tmp / f"live-{build}.yaml"
-    args = [sys.executable, "-m", "harness.cli", "emulate", "--profile", "bench-emulated", "--build", build]
+    args = [sys.executable, "-m", "harness.cli", "emulate", "--profile", profile, "--build", build]
     for f in faults:
         args += ["--fault", f]
     proc = subprocess.Popen([*args, "--profile-out", str(out)], stdout=subprocess.PIPE, text=True)
@@ -74,6 +74,22 @@ def _verdicts(summary: dict) -> dict[str, str]:
     return {m["name"]: m["verdict"] for m in summary["metrics"]}
 
 
+def assert_aer_verdicts(runs: dict[str, tuple[int, dict, str]]) -> None:
+    """The Aer stand-in's verdicts on a bench: the baseline build has none, 2.4.0 passes, 2.5.0-rc1 regresses.
+
+    The Bell state regresses (concurrence follows bell_fidelity); other degraded metrics may stay undecided (a
+    regressed primary gives the secondaries no alpha to PASS), the untouched ones never regress.
+    """
+    code, first, out = runs["2.3.0"]
+    assert code == 0 and {m["verdict"] for m in first["metrics"]} == {"NO_BASELINE"}, out
+    code, good, out = runs["2.4.0"]
+    assert code == 0, out
+    assert set(_verdicts(good).values()) <= {"PASS", "IMPROVED", "INCONCLUSIVE", "NOT_GATED"}, _verdicts(good)
+    code, bad, out = runs["2.5.0-rc1"]
+    assert code == 1, out
+    assert {"bell_fidelity", "concurrence"} <= {n for n, v in _verdicts(bad).items() if v == "REGRESSION"} <= DEGRADED
+
+
 def test_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: Path):
     runs = {}
     for build in ("2.3.0", "2.4.0", "2.5.0-rc1"):
@@ -82,17 +98,9 @@ def test_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: Path):
             # The baseline is measured once, thoroughly, as a lab would: a stored baseline cannot be re-measured.
             extra = ("--budget", "release") if build == "2.3.0" else ("--baseline-build", "2.3.0")
             runs[build] = run_suites(tmp_path, profile, build, *extra)
-    code, first, out = runs["2.3.0"]
-    assert "SKIPPED" not in out or "modelled link" in out
-    assert code == 0 and {m["verdict"] for m in first["metrics"]} == {"NO_BASELINE"}, out
-    code, good, out = runs["2.4.0"]
-    assert code == 0, out
-    assert set(_verdicts(good).values()) <= {"PASS", "IMPROVED", "INCONCLUSIVE", "NOT_GATED"}, _verdicts(good)
-    code, bad, out = runs["2.5.0-rc1"]
-    assert code == 1, out
-    # The Bell state regresses (concurrence follows bell_fidelity); other degraded metrics may stay undecided (a
-    # regressed primary gives the secondaries no alpha to PASS), the untouched ones never regress.
-    assert {"bell_fidelity", "concurrence"} <= {n for n, v in _verdicts(bad).items() if v == "REGRESSION"} <= DEGRADED
+    assert "SKIPPED" not in runs["2.3.0"][2] or "modelled link" in runs["2.3.0"][2]
+    assert_aer_verdicts(runs)
+    good = runs["2.4.0"][1]
 
     aer_code, aer, aer_out = run_suites(tmp_path, Path("aer-reference"), "2.4.0", "--baseline-build", "2.3.0")
     assert aer_code == 0, aer_out

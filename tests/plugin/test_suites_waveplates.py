@@ -1,17 +1,10 @@
 """The regression suites over the emulated one-detector waveplate bench: james16, maximum likelihood, loopback only."""
 
-import contextlib
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from suite_facts import DEGRADED
-from test_suites_bench import _verdicts, run_suites
-
-from harness.profiles import load_yaml
+from test_suites_bench import assert_aer_verdicts, emulators, run_suites
 
 pytestmark = pytest.mark.slow
 PROFILE = "bench-waveplates"
@@ -20,42 +13,18 @@ PROFILE = "bench-waveplates"
 INTENSITY_SCALED = {"pair_rate_hz", "car", "ebit_rate_hz", "secret_key_rate_bps"}
 
 
-@contextlib.contextmanager
-def emulators(tmp: Path, build: str):
-    """Serve the emulated waveplate bench of `build` on ephemeral loopback ports; yield its live bench block."""
-    out = tmp / f"live-{build}.yaml"
-    args = [sys.executable, "-m", "harness.cli", "emulate", "--profile", PROFILE, "--build", build]
-    proc = subprocess.Popen([*args, "--profile-out", str(out)], stdout=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline().strip()
-        assert first == str(out), f"emulate printed {first!r}"
-        yield load_yaml(out)["bench"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-
-
 def test_waveplate_bench_gives_the_aer_verdicts_with_agreeing_metrics(tmp_path: Path):
     runs = {}
     profile = tmp_path / "device_profiles" / "waveplates-e2e.yaml"
     profile.parent.mkdir()
     for build in ("2.3.0", "2.4.0", "2.5.0-rc1"):
-        with emulators(tmp_path, build) as bench:
+        with emulators(tmp_path, build, profile=PROFILE) as bench:
             # A lab's profile for the emulated bench: the shipped one, with the live addresses.
             profile.write_text(yaml.safe_dump({"name": "waveplates-e2e", "extends": PROFILE, "bench": bench}))
             extra = ("--budget", "release") if build == "2.3.0" else ("--baseline-build", "2.3.0")
             runs[build] = run_suites(tmp_path, profile, build, *extra)
-    code, first, out = runs["2.3.0"]
-    assert code == 0 and {m["verdict"] for m in first["metrics"]} == {"NO_BASELINE"}, out
-    code, good, out = runs["2.4.0"]
-    assert code == 0, out
-    assert set(_verdicts(good).values()) <= {"PASS", "IMPROVED", "INCONCLUSIVE", "NOT_GATED"}, _verdicts(good)
-    code, bad, out = runs["2.5.0-rc1"]
-    assert code == 1, out
-    # The primaries' regressions are found; secondaries wait behind them (serial gatekeeping) and never regress
-    # unless they are degraded.
-    regressed = {n for n, v in _verdicts(bad).items() if v == "REGRESSION"}
-    assert {"bell_fidelity", "concurrence"} <= regressed <= DEGRADED, _verdicts(bad)
+    assert_aer_verdicts(runs)
+    good = runs["2.4.0"][1]
     with_scheme = [m for m in good["metrics"] if m["name"] == "bell_fidelity"]
     assert with_scheme and with_scheme[0]["n"] > 0
 
