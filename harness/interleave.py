@@ -120,7 +120,7 @@ def _start(session: InterleavedSession, store: Store, i: int, label: str, seed: 
         provenance={
             "kind": loaded.base.kind,
             "role": LABELS[label],
-            "interleave": {"block": i // 4, "position": i, "order": "".join(abba_order(session.blocks))},
+            "interleave": {"block": i // 4, "position": i, "order": "".join(session.order)},
         },
     )
 
