@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scipy import stats
 
 from harness.gate import Comparison, Verdict, error_comparison, holm
 from harness.metrics import Direction, Estimate, Tolerance
 from harness.stats.changepoint import ChangePoints, detect
-from harness.stats.random_effects import RandomEffectsFit, compare_to_pooled, pool
+from harness.stats.meta_regression import compare_groups
+from harness.stats.random_effects import PooledComparison, RandomEffectsFit, compare_to_pooled, pool
 from harness.store import RunRow, RunStatus, Store
 
 SIMULATED_KINDS = frozenset({"aer"})
@@ -141,7 +142,27 @@ def baseline_sessions(store: Store, profile: str, build: str) -> list[RunRow]:
     return sorted(kept, key=lambda r: (r.started_at, r.id))
 
 
-def _usable(e: Estimate) -> bool:
+def candidate_sessions(
+    store: Store, profile: str, build: str, current: RunRow, metrics: Iterable[str]
+) -> dict[str, list[Estimate]]:
+    """Per metric, the earlier completed sessions of the build under test, to pool with the `current` run.
+
+    A simulated session that repeats the current run's draws (same seed, session index, budget and profile) is not
+    independent evidence and is left out, as are sessions without a usable estimate.
+    """
+    wanted = set(metrics)
+    key = _session_key(current)
+    out: dict[str, list[Estimate]] = {}
+    for run in baseline_sessions(store, profile, build):
+        if run.id == current.id or (key is not None and _session_key(run) == key):
+            continue
+        for name, (est, _, _) in store.metrics(run.id).items():
+            if name in wanted and usable(est):
+                out.setdefault(name, []).append(est)
+    return out
+
+
+def usable(e: Estimate) -> bool:
     """True for a stored estimate with a finite value and a positive, finite standard error."""
     return e.n > 0 and all(math.isfinite(x) for x in (e.value, e.ci_low, e.ci_high)) and e.standard_error > 0
 
@@ -160,7 +181,7 @@ def pooled_baseline(
     found: dict[str, list[tuple[RunRow, Estimate]]] = {}
     for run in baseline_sessions(store, profile, build):
         for name, (est, _, _) in store.metrics(run.id).items():
-            if (wanted is None or name in wanted) and _usable(est):
+            if (wanted is None or name in wanted) and usable(est):
                 found.setdefault(name, []).append((run, est))
     return {
         name: pool_sessions(name, build, [e for _, e in rows], [r.id for r, _ in rows], method, min_sessions)
@@ -186,26 +207,48 @@ def pool_sessions(
     return PooledBaseline(name, build, fit, values, last.unit, last.direction, last.confidence)
 
 
-def compare_candidate(candidate: Estimate, baseline: PooledBaseline, tolerance: Tolerance) -> CandidateTest:
-    """Return the one-sided tests of a candidate session against the pooled baseline, shifted by the tolerance."""
-    if candidate.direction != baseline.direction or candidate.unit != baseline.unit:
+def _pooled_tests(
+    candidate: Estimate, baseline: PooledBaseline, earlier: Sequence[Estimate], shift: float
+) -> tuple[PooledComparison, PooledComparison]:
+    """The tests of "candidate = baseline + shift" and of "candidate = baseline": one session, or both pooled."""
+    if not earlier:
+        v_new = candidate.standard_error**2
+        return (
+            compare_to_pooled(baseline.fit, candidate.value, v_new, shift=shift),
+            compare_to_pooled(baseline.fit, candidate.value, v_new),
+        )
+    y_a = [s.value for s in baseline.sessions]
+    v_a = [s.variance for s in baseline.sessions]
+    y_b = [e.value for e in (*earlier, candidate)]
+    v_b = [e.standard_error**2 for e in (*earlier, candidate)]
+    return compare_groups(y_a, v_a, y_b, v_b, shift=shift), compare_groups(y_a, v_a, y_b, v_b)
+
+
+def compare_candidate(
+    candidate: Estimate, baseline: PooledBaseline, tolerance: Tolerance, earlier: Sequence[Estimate] = ()
+) -> CandidateTest:
+    """Return the one-sided tests of a candidate against the pooled baseline, shifted by the tolerance.
+
+    With `earlier` sessions of the candidate build, the candidate is pooled over them and this session, and both
+    builds share one between-session variance (`harness.stats.meta_regression`); else this one session is tested.
+    """
+    if any(e.direction != baseline.direction or e.unit != baseline.unit for e in (*earlier, candidate)):
         raise ValueError(
             f"metric {baseline.name}: candidate ({candidate.direction}, {candidate.unit!r}) and baseline "
             f"({baseline.direction}, {baseline.unit!r}) differ in direction or unit; re-baseline"
         )
     higher = candidate.direction == Direction.HIGHER
     tol = tolerance.margin(baseline.fit.mu)
-    v_new = candidate.standard_error**2
     # Regression: H0 "worse by at most tol"; in the value's own terms a shift of the pooled mean by -/+ tol.
-    reg = compare_to_pooled(baseline.fit, candidate.value, v_new, shift=-tol if higher else tol)
-    imp = compare_to_pooled(baseline.fit, candidate.value, v_new)
+    reg, imp = _pooled_tests(candidate, baseline, earlier, -tol if higher else tol)
     p_reg, p_imp = (reg.p_less, imp.p_greater) if higher else (reg.p_greater, imp.p_less)
     d = reg.difference
     half = _quantile(0.5 + baseline.confidence / 2.0, reg.df) * reg.se
-    n = min(candidate.n, sum(s.n for s in baseline.sessions))
+    n = min(candidate.n + sum(e.n for e in earlier), sum(s.n for s in baseline.sessions))
     delta = Estimate(d, d - half, d + half, n, candidate.unit, candidate.direction, baseline.confidence)
     worse = -d if higher else d
-    return CandidateTest(baseline.name, delta, worse, reg.se, tol, reg.df, p_reg, p_imp, baseline.variance_model)
+    model = reg.variance_model if earlier else baseline.variance_model
+    return CandidateTest(baseline.name, delta, worse, reg.se, tol, reg.df, p_reg, p_imp, model)
 
 
 def verdict_of(test: CandidateTest, p_regression_adjusted: float, p_improved_adjusted: float, alpha: float) -> Verdict:
@@ -222,11 +265,14 @@ def compare_family(
     pooled: Mapping[str, PooledBaseline],
     tolerances: Mapping[str, Tolerance],
     alpha: float = 0.05,
+    earlier: Mapping[str, Sequence[Estimate]] | None = None,
 ) -> dict[str, Comparison]:
     """Return the gate's Comparison per candidate metric against pooled baselines, Holm-adjusted over the family.
 
+    `earlier`: per metric, the candidate build's earlier sessions, pooled with this one (`compare_candidate`).
     A metric without a pooled baseline is NO_BASELINE; one whose direction or unit changed is an ERROR.
     """
+    earlier = earlier or {}
     out: dict[str, Comparison] = {}
     tests: dict[str, CandidateTest] = {}
     for name, cand in candidates.items():
@@ -235,7 +281,7 @@ def compare_family(
             out[name] = Comparison(name, cand, None, None, 0.0, None, None, Verdict.NO_BASELINE, alpha=alpha)
             continue
         try:
-            tests[name] = compare_candidate(cand, base, tolerances.get(name, Tolerance()))
+            tests[name] = compare_candidate(cand, base, tolerances.get(name, Tolerance()), earlier.get(name, ()))
         except ValueError as exc:
             out[name] = error_comparison(name, cand, base.estimate(), str(exc), alpha)
     names = list(tests)
@@ -245,8 +291,11 @@ def compare_family(
         t = tests[name]
         base = pooled[name].estimate()
         verdict = verdict_of(t, pr, pi, alpha)
-        out[name] = Comparison(
-            name, candidates[name], base, t.delta, t.tol, t.p_regression, pr, verdict, None, t.p_improved, pi, alpha
+        out[name] = replace(
+            Comparison(
+                name, candidates[name], base, t.delta, t.tol, t.p_regression, pr, verdict, None, t.p_improved, pi, alpha
+            ),
+            variance_model=t.variance_model,
         )
     return {name: out[name] for name in candidates}
 
@@ -264,7 +313,7 @@ class ReferenceComparison:
 def compare_with_reference(
     store: Store, profile: str, release: str, tolerances: Mapping[str, Tolerance], alpha: float = 0.05
 ) -> ReferenceComparison:
-    """Return the release's newest metrics compared with the pinned reference build (pooled over its sessions).
+    """Return the release compared with the pinned reference build, each pooled over its stored sessions.
 
     Raises LookupError when no reference is pinned or the release has no completed run.
     """
@@ -274,8 +323,16 @@ def compare_with_reference(
     if not store.has_build(profile, release):
         raise LookupError(f"build {release!r} has no completed run of {profile}")
     candidates = store.latest_metrics(profile, release)
+    sessions = baseline_sessions(store, profile, release)
+    earlier: dict[str, list[Estimate]] = {}
+    if sessions:
+        # The release pooled over its sessions: the newest one's metrics, with the others as earlier sessions.
+        own = {n: e for n, (e, _, _) in store.metrics(sessions[-1].id).items() if usable(e)}
+        candidates = {**candidates, **own}
+        earlier = candidate_sessions(store, profile, release, sessions[-1], own)
     pooled = pooled_baseline(store, profile, reference, candidates)
-    return ReferenceComparison(reference, release, compare_family(candidates, pooled, tolerances, alpha), pooled)
+    found = compare_family(candidates, pooled, tolerances, alpha, earlier)
+    return ReferenceComparison(reference, release, found, pooled)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from harness.baselines import (
     PooledBaseline,
     SessionValue,
     baseline_sessions,
+    candidate_sessions,
     change_point_count,
     compare_candidate,
     compare_family,
@@ -215,3 +216,52 @@ def test_a_metric_without_a_pooled_baseline_names_one_session() -> None:
     pooled = {"v": PooledBaseline("v", BUILD, fit, (), "", H)}
     assert variance_model_of(pooled, "v") == "REML over 2 sessions, HKSJ t with 1 df"
     assert variance_model_of(pooled, "w") == "between-session variance unknown (1 session): shot noise only"
+
+
+def test_a_candidate_pooled_over_its_sessions_is_a_two_sample_test(store_url: str) -> None:
+    # Equal sessions with a spread well above their shot noise: the closed form is Student's two-sample t.
+    base = np.array([0.951, 0.957, 0.944, 0.962, 0.949])
+    cand = np.array([0.941, 0.930, 0.947])
+    se = 1e-4
+    with Store(store_url) as s:
+        for i, v in enumerate(base):
+            _session(s, float(v), se, seed=i)
+        for i, v in enumerate(cand[:2]):
+            _release(s, "3.0", float(v), se, seed=10 + i)
+        current = s.run(_release(s, "3.0", float(cand[2]), se, seed=12))
+        earlier = candidate_sessions(s, RUN_KW["profile"], "3.0", current, ["v"])
+        pooled = pooled_baseline(s, RUN_KW["profile"], BUILD)
+    assert [e.value for e in earlier["v"]] == pytest.approx(list(cand[:2]))
+    out = compare_family({"v": _estimate(float(cand[2]), se)}, pooled, {"v": Tolerance(absolute=0.002)}, 0.05, earlier)
+    ref = stats.ttest_ind(cand + 0.002, base, equal_var=True, alternative="less")
+    c = out["v"]
+    assert c.p_regression == pytest.approx(float(ref.pvalue), rel=1e-5)
+    assert c.delta.value == pytest.approx(cand.mean() - base.mean(), rel=1e-9)
+    assert c.variance_model == "REML over 5 baseline + 3 candidate sessions, HKSJ t with 6 df"
+    # Without the earlier sessions the same candidate is one session against the pool: less sure, 4 df.
+    alone = compare_family({"v": _estimate(float(cand[2]), se)}, pooled, {"v": Tolerance(absolute=0.002)})["v"]
+    assert alone.variance_model == "REML over 5 sessions, HKSJ t with 4 df"
+
+
+def test_earlier_sessions_leave_out_the_current_run_and_its_repeats(store_url: str) -> None:
+    with Store(store_url) as s:
+        repeat = _session(s, 0.95, 0.002, seed=1, kind="aer")  # the same seed and session as the current run
+        other = _session(s, 0.96, 0.002, seed=2, kind="aer")
+        rid = s.start_run(**{**RUN_KW, "build": BUILD, "seed": 1}, provenance={"kind": "aer"})
+        s.add_metric(rid, "v", _estimate(0.94, 0.002))  # the current run: still running
+        earlier = candidate_sessions(s, RUN_KW["profile"], BUILD, s.run(rid), ["v"])
+    assert repeat != other and [e.value for e in earlier["v"]] == [0.96]
+
+
+def test_a_release_measured_in_sessions_is_pooled_against_the_reference(store_url: str) -> None:
+    profile = RUN_KW["profile"]
+    with Store(store_url) as s:
+        for i, v in enumerate((0.951, 0.957, 0.944, 0.962, 0.949)):
+            _session(s, v, 0.002, seed=i)
+        s.set_reference(profile, BUILD)
+        for i, v in enumerate((0.93, 0.94, 0.935)):
+            _release(s, "3.0", v, seed=20 + i)
+        found = compare_with_reference(s, profile, "3.0", {"v": Tolerance(absolute=0.005)})
+    c = found.comparisons["v"]
+    assert c.variance_model == "REML over 5 baseline + 3 candidate sessions, HKSJ t with 6 df"
+    assert c.delta.value == pytest.approx(0.935 - 0.9526, abs=1e-6)
