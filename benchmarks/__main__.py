@@ -49,19 +49,13 @@ def _capacities(smoke: bool) -> Section:
 def _gate(smoke: bool) -> Section:
     from benchmarks import gate_stats
 
-    return gate_stats.run(runs_null=2, runs_power=2) if smoke else gate_stats.run()
+    return gate_stats.run(runs_null=2, runs_rc=2, runs_vis=2, jobs=1) if smoke else gate_stats.run()
 
 
 def _gate_boundary(smoke: bool) -> Section:
     from benchmarks import gate_boundary
 
     return gate_boundary.run(runs=200) if smoke else gate_boundary.run()
-
-
-def _gate_canary(smoke: bool) -> Section:
-    from benchmarks import gate_canary
-
-    return gate_canary.run(runs=2) if smoke else gate_canary.run()
 
 
 def _canary(smoke: bool) -> Section:
@@ -83,7 +77,7 @@ def _mle(smoke: bool) -> Section:
 def _estimators(smoke: bool) -> Section:
     from benchmarks import estimator_bias
 
-    return estimator_bias.run(reps=20, n_boot=50) if smoke else estimator_bias.run()
+    return estimator_bias.run(reps=20, n_boot=50, jobs=1) if smoke else estimator_bias.run()
 
 
 def _sinter(smoke: bool) -> Section:
@@ -123,7 +117,6 @@ SECTIONS: dict[str, Callable[[bool], Section]] = {
     "capacities": _capacities,
     "gate": _gate,
     "gate_boundary": _gate_boundary,
-    "gate_canary": _gate_canary,
     "canary": _canary,
     "mle": _mle,
     "estimators": _estimators,

@@ -286,13 +286,17 @@ def simulate(
     alpha: float = 0.05,
     stored_scale: float | None = None,
     shift: dict[str, float] | None = None,
+    first_run: int = 0,
 ) -> StudyResult:
     """Simulate `runs` seeded gate runs of a candidate against a baseline (stored at `stored_scale`, else measured
-    in the same session); `shift` makes candidate metrics worse by fixed amounts."""
+    in the same session); `shift` makes candidate metrics worse by fixed amounts.
+
+    Run i draws from (seed, i) alone, so runs first_run .. first_run + runs - 1 split over processes give the same
+    outcomes as one call."""
     design = GateDesign(alpha=alpha)
     first = BUDGETS[budget]
     outcomes = []
-    for run in range(runs):
+    for run in range(first_run, first_run + runs):
         cand = Side(candidate, metrics, first, seed, run)
         base: Side | dict[str, Estimate] = Side(baseline, metrics, first, seed + 7919, run)
         if stored_scale is not None:
