@@ -170,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     keys = [k for k in (only or SECTIONS) if k not in skip]
     t0 = time.perf_counter()
-    kept = [] if args.smoke or not args.out.exists() else results_file.parse(args.out.read_text(encoding="utf-8"))
     blocks = []
     failed = False
     for key in keys:
@@ -183,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if not sec.error:
             print(sec.table or format_table(sec.rows), flush=True)
     total = time.perf_counter() - t0
+    # Read the file only now: another section may have been re-measured (and written) while these ran.
+    kept = [] if args.smoke or not args.out.exists() else results_file.parse(args.out.read_text(encoding="utf-8"))
     merged = results_file.merge(kept, blocks, list(SECTIONS))
     args.out.write_text(results_file.render(merged, smoke=args.smoke), encoding="utf-8")
     print(f"total {total:.0f} s; wrote {args.out}", file=sys.stderr)
