@@ -186,8 +186,9 @@ def baseline_check(
     ] = False,
     alpha: Annotated[float, typer.Option("--alpha", help="family-wise false-alarm rate of the gate")] = 0.05,
 ) -> None:
-    """Compare BUILD with the pinned reference build, pooled over all its sessions (catches creep)."""
+    """Compare BUILD with the pinned reference build and test the trend of every release since it (creep)."""
     from harness.baselines import compare_with_reference
+    from harness.creep import creep_family
 
     if not 0.0 < alpha < 1.0:
         fail("baseline check", f"--alpha must be in (0, 1), got {alpha}")
@@ -200,11 +201,41 @@ def baseline_check(
             found = compare_with_reference(store, profile, build, tolerances, alpha)
         except LookupError as exc:
             fail("baseline check", str(exc))
+        try:
+            trend = creep_family(store, profile, found.reference, build, tolerances, found.comparisons, alpha)
+        except LookupError as exc:
+            trend, note = {}, "; ".join(filter(None, (note, f"no trend: {exc}")))
     if note:
         print(f"note: {note}", file=sys.stderr)
-    models = sorted({p.variance_model for p in found.pooled.values()})
+    models = sorted({c.variance_model or "" for c in found.comparisons.values()} - {""})
     title = f"{profile}: {build} vs reference {found.reference} ({'; '.join(models) or 'no pooled metric'})"
-    _print_comparisons(found.comparisons, title, f"reference {found.reference}", build, fail_on_regression)
+    _print_comparisons(found.comparisons, title, f"reference {found.reference}", build, False)
+    _print_trend(trend, found.reference, build)
+    regressed = any(str(c.verdict) == "REGRESSION" for c in found.comparisons.values())
+    if fail_on_regression and (regressed or any(t.flagged for t in trend.values())):
+        raise typer.Exit(1)
+
+
+def _print_trend(trend: dict, reference: str, build: str) -> None:
+    """The creep table: per metric the fitted change from the reference to BUILD over every release between."""
+    if not trend:
+        return
+    first = next(iter(trend.values()))
+    table = Table(title=f"trend since {reference}")
+    for col in ("metric", "fitted change ± SE", "tolerance", "adjusted p", "creep"):
+        table.add_column(col, overflow="fold")
+    for name, t in trend.items():
+        flag = "[bold red]FLAGGED[/]" if t.flagged else "no"
+        table.add_row(name, f"{t.change:+.4g} ± {t.se:.2g}", f"{t.tol:g}", f"{t.p_adjusted:.2g}", flag)
+    term = console()
+    term.print(table)
+    flagged = [n for n, t in trend.items() if t.flagged]
+    span = f"{first.releases} release{'s' * (first.releases != 1)}"
+    # Plain print: one unwrapped line that scripts and logs can grep.
+    print(
+        f"creep: {'FLAGGED: ' + ', '.join(flagged) if flagged else 'none found'} "
+        f"(trend from {reference} to {build} over {span}; {first.variance_model})"
+    )
 
 
 # -- export -----------------------------------------------------------------------------------------------

@@ -173,3 +173,33 @@ def test_an_interrupt_during_the_pause_keeps_the_sessions_and_says_so(tmp_path: 
     assert proc.returncode == 2, "".join(seen) + rest
     assert rest.strip() == "qharness baseline measure: interrupted by SIGINT after session 1 of 3"
     assert [(s, st) for s, st, _ in _stored(db, "2.3.0")] == [(1, "passed")]
+
+
+def test_check_tests_the_trend_since_the_reference(tmp_path: Path) -> None:
+    # Reference 2.3.0 in 5 sessions; releases 3.1..3.5 in 3 sessions each, each 0.003 lower (under the 0.0036
+    # tolerance of bell_fidelity); a parallel unchanged history under another profile name is not flagged.
+    db = tmp_path / "q.db"
+    rng = np.random.default_rng(6)
+    seed = 0
+    with Store(db) as s:
+        for _ in range(5):
+            seed += 1
+            _run(s, "2.3.0", 0.95 + 0.002 * float(rng.standard_normal()), seed=seed)
+        for r in range(1, 6):
+            for _ in range(3):
+                seed += 1
+                _run(s, f"3.{r}", 0.95 - 0.003 * r + 0.002 * float(rng.standard_normal()), seed=seed)
+        s.set_reference(PROFILE, "2.3.0")
+    runner = CliRunner()
+    first = runner.invoke(app, ["baseline", "check", "-p", PROFILE, "-b", "3.1", "--db", str(db)])
+    assert first.exit_code == 0
+    assert (
+        "creep: none found (trend from 2.3.0 to 3.1 over 1 release; REML trend over 8 sessions, HKSJ t with 6 df)"
+        in (first.stdout)
+    )
+    late = runner.invoke(
+        app, ["baseline", "check", "-p", PROFILE, "-b", "3.5", "--db", str(db), "--fail-on-regression"]
+    )
+    assert (
+        late.exit_code == 1 and "creep: FLAGGED: bell_fidelity (trend from 2.3.0 to 3.5 over 5 releases" in late.stdout
+    )
