@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from harness.errors import DeviceError
 from harness.gate import GateDesign
 from harness.gate.design import doubling_scales, drift_for, pass_drift
 from harness.gate.family import Track, build_nodes, levels, regression_weighting
@@ -301,7 +302,10 @@ def plan_profile(
     profile = loaded.effective(build)
     family = suite_family(profile)
     if profile.kind == "aer":
-        v1, est = simulated_variances(profile, build, family)
+        try:
+            v1, est = simulated_variances(profile, build, family)
+        except DeviceError as exc:  # e.g. drift under a method or noise model the stand-in cannot drift with
+            raise PlanError(f"profile {loaded.name}: the stand-in of build {build} cannot be measured: {exc}") from None
         source, baseline, stored = f"stand-in of build {build}, real estimators", "measured in the same session", False
     else:
         if store is None:

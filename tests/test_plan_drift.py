@@ -206,3 +206,13 @@ def test_the_command_reports_the_new_figures_and_options(tmp_path: Path) -> None
 def test_bad_session_counts_are_plan_errors(kw: dict, message: str) -> None:
     with pytest.raises(PlanError, match=message):
         plan_profile(load_profile("aer-reference"), **kw)
+
+
+def test_a_stand_in_that_cannot_drift_is_one_line_and_exit_4(tmp_path: Path) -> None:
+    path = tmp_path / "z.yaml"
+    path.write_text(DRIFT.replace("name: aer-drift", "name: z") + "aer: {method: statevector}\n")
+    result = CliRunner().invoke(app, ["plan", "-p", str(path)])
+    assert result.exit_code == 4
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qharness plan: profile z: the stand-in of build 2.3.0 cannot")
+    assert "drift needs the exact 'density_matrix' method" in lines[0]
