@@ -17,7 +17,17 @@ Per metric, at the budget's looks (base doubling to its cap) and the gate's desi
 - `recommended_tolerance`: the smallest margin with which an unchanged build's whole gated family PASSes with
   probability at least `power` at this budget: every gated metric PASSes with probability power^(1/m) (m gated
   metrics; exact for independent metrics, conservative under the positive correlation of shared counts) at the
-  level gatekeeping gives it first.
+  level gatekeeping gives it first; when the metric's between-session SD is above 0, no less than the margin with
+  which it PASSes the pooled test with that probability (`recommended_tolerance_basis` says which set it).
+
+With the between-session variance (`harness.plan_drift`: stored sessions, else a simulated profile's drift, else
+unknown and 0), for the gate against a baseline pooled over `sessions` stored sessions (one look, t on k + M - 2 df,
+M = `candidate_sessions`):
+- `between_session_sd`: tau, in the metric's unit, and `between_session_source`: where it came from;
+- `min_detectable_regression_pooled`: the smallest true worsening that test flags with probability `power`, at
+  alpha / m (Holm's first step over the m metrics it tests: what a lone regression must clear);
+- `sessions_to_detect`: the fewest baseline sessions (<= 50) with which it flags a worsening of 2 x the tolerance
+  with probability `power`; null when none does (a candidate's own session SD too large for the tolerance).
 """
 
 from __future__ import annotations
@@ -46,6 +56,9 @@ from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
 
 # Baseline sessions the pooled test is planned for when the store holds fewer than two.
 DEFAULT_SESSIONS = 5
+# What set a recommended tolerance: the sequential test's shot noise, or the pooled one-look test over sessions.
+SHOT_BASIS = "shot noise"
+POOLED_BASIS = "pooled test (between-session variance)"
 
 
 class PlanError(ValueError):
@@ -69,7 +82,7 @@ class MetricRow:
     between_session_source: str = UNKNOWN
     min_detectable_regression_pooled: float | None = None
     sessions_to_detect: int | None = None
-    recommended_tolerance_basis: str = "shot noise"
+    recommended_tolerance_basis: str = SHOT_BASIS
 
 
 @dataclass(frozen=True)
@@ -245,11 +258,11 @@ def _with_sessions(row: MetricRow, v1: float, between: Between, first: float, s:
     tol = row.tolerance or 0.0
     mdr = pooled_mdr(tol, tau2_known, shot, s.k, s.m, s.level, s.power)
     k_needed = sessions_to_detect(tol, tau2_known, shot, s.m, s.level, s.power)
-    rec, basis = row.recommended_tolerance, "shot noise"
+    rec, basis = row.recommended_tolerance, SHOT_BASIS
     if tau2_known > 0.0:
         drift = pooled_pass_margin(tau2_known, shot, s.k, s.m, s.alpha, s.share)
         if rec is None or drift > rec:
-            rec, basis = drift, "between-session variance"
+            rec, basis = drift, POOLED_BASIS
     return MetricRow(
         **{
             **asdict(row),

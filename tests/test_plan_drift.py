@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from harness.baselines import compare_candidate, pool_sessions, pooled_baseline
 from harness.cli import app
 from harness.metrics import Direction, Estimate, Tolerance
-from harness.plan import PlanError, plan_profile, simulated_variances, suite_family
+from harness.plan import POOLED_BASIS, PlanError, plan_profile, simulated_variances, suite_family
 from harness.plan_drift import (
     UNKNOWN,
     pooled_mdr,
@@ -67,7 +67,7 @@ def test_drift_sets_the_recommended_tolerance_above_what_shot_noise_alone_allows
     _, plan = drifting
     row = next(m for m in plan.metrics if m.name == "bell_fidelity")
     shot_only = next(m for m in plan_profile(load_profile("aer-reference")).metrics if m.name == "bell_fidelity")
-    assert row.recommended_tolerance_basis == "between-session variance"
+    assert row.recommended_tolerance_basis == POOLED_BASIS
     assert row.recommended_tolerance > 3 * shot_only.recommended_tolerance
     # It is the margin an unchanged build needs to PASS the pooled test with its family share of the power.
     gated = [m for m in plan.metrics if not m.note.startswith("gated once")]  # an alias is gated with its lead
