@@ -90,18 +90,14 @@ def test_session_variance_recovers_linear_and_quadratic_effects_exactly() -> Non
 # -- stored sessions ------------------------------------------------------------------------------------------
 
 
+# Stored sessions of the baseline build as a bench stores them (each physically distinct).
+SESSION = {"profile": "aer-reference", "profile_hash": "h", "build": "2.3.0", "baseline_build": None}
+
+
 def _store_sessions(db: Path, values: list[float]) -> None:
     with Store(db) as s:
         for seed, v in enumerate(values):
-            rid = s.start_run(
-                profile="aer-reference",
-                profile_hash="h",
-                build="2.3.0",
-                baseline_build=None,
-                seed=seed,
-                budget="standard",
-                provenance={"kind": "bench"},
-            )
+            rid = s.start_run(**SESSION, seed=seed, budget="standard", provenance={"kind": "bench"})
             s.add_metric(rid, "bell_fidelity", Estimate(v, v - 0.002, v + 0.002, 1000, "", Direction.HIGHER))
             s.finish_run(rid, "passed")
 

@@ -7,7 +7,7 @@ A source command may use {build}; a shell command {build} and {profile}. The `se
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,41 +67,41 @@ class CommandAction(StrictModel):
         return self
 
 
+def _command_field(example: str) -> Any:
+    """The `command` field of an action: a source-controller template such as `example`."""
+    return Field(
+        default=None,
+        min_length=1,
+        description=f"template sent to the source controller, e.g. '{example}' (a header ending in '?' "
+        "is a query whose reply must not start with ERR); placeholder {build}",
+    )
+
+
+def _shell_field(example: str, done: str) -> Any:
+    """The `shell` field of an action: a shell command such as `example`, exit 0 meaning `done`."""
+    return Field(
+        default=None,
+        min_length=1,
+        description=f"shell command run on this machine, e.g. '{example}' (exit 0 = {done}); "
+        "placeholders {build} and {profile} (the profile name); write literal braces as '{{'",
+    )
+
+
 class Flash(CommandAction):
     """How to put a build on the device: a source-controller command or a shell command (exactly one)."""
 
-    command: str | None = Field(
-        default=None,
-        min_length=1,
-        description="template sent to the source controller, e.g. 'FW:LOAD? {build}' (a header ending in '?' "
-        "is a query whose reply must not start with ERR); placeholder {build}",
-    )
-    shell: str | None = Field(
-        default=None,
-        min_length=1,
-        description="shell command run on this machine, e.g. 'flash.sh {build} {profile}' (exit 0 = flashed); "
-        "placeholders {build} and {profile} (the profile name); write literal braces as '{{'",
-    )
+    command: str | None = _command_field("FW:LOAD? {build}")
+    shell: str | None = _shell_field("flash.sh {build} {profile}", "flashed")
     timeout_s: Positive = Field(default=30.0, description="longest a flash may take, s")
 
 
 class Realign(CommandAction):
-    """How to re-align the bench between two baseline sessions: a source-controller or a shell command (one)."""
+    """How to re-align between two baseline sessions: a source-controller command (kind bench) or a shell command."""
 
     examples: ClassVar[tuple[str, str]] = ("ALIGN:AUTO? {build}", "align.sh {profile}")
 
-    command: str | None = Field(
-        default=None,
-        min_length=1,
-        description="template sent to the source controller of a bench, e.g. 'ALIGN:AUTO?' (a header ending in "
-        "'?' is a query whose reply must not start with ERR); placeholder {build}",
-    )
-    shell: str | None = Field(
-        default=None,
-        min_length=1,
-        description="shell command run on this machine, e.g. 'align.sh {profile}' (exit 0 = re-aligned); "
-        "placeholders {build} and {profile}; write literal braces as '{{'",
-    )
+    command: str | None = _command_field("ALIGN:AUTO?")
+    shell: str | None = _shell_field("align.sh {profile}", "re-aligned")
     timeout_s: Positive = Field(default=600.0, description="longest a re-alignment may take, s")
 
 
