@@ -179,7 +179,8 @@ def test_sessions_to_detect_is_the_first_k_with_the_power_and_monotone() -> None
     assert sessions_to_detect(tol, tau2, shot, 4, level, power) < k
 
 
-def test_the_command_reports_the_new_figures_and_options(tmp_path: Path) -> None:
+def test_the_command_reports_the_new_figures_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QHARNESS_DB", str(tmp_path / "absent.db"))  # no default store: nothing stored to pool
     args = ["plan", "-p", "aer-reference", "--budget", "quick", "--sessions", "8", "--candidate-sessions", "2"]
     result = CliRunner().invoke(app, [*args, "--json", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 4 and "none.db" in result.stderr  # a named store that does not exist

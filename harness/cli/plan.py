@@ -53,7 +53,7 @@ def _print_table(plan: Any) -> None:
     out = console()
     out.print(f"qharness plan {plan.profile} at budget {plan.budget}, power {plan.power:g}; baseline {plan.baseline}")
     out.print(
-        f"between-session variance: {plan.between_session_source}; pooled test over {plan.sessions} baseline "
+        f"between sessions: {plan.between_session_source}; pooled test over {plan.sessions} baseline "
         f"session(s) and {plan.candidate_sessions} candidate session(s)",
         highlight=False,
     )
