@@ -32,7 +32,9 @@ M = `candidate_sessions`):
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -276,13 +278,23 @@ def _with_sessions(row: MetricRow, v1: float, between: Between, first: float, s:
     )
 
 
+@contextlib.contextmanager
+def stand_in(name: str, build: str) -> Iterator[None]:
+    """Within the block a stand-in that cannot be measured (a DeviceError) is a PlanError naming the cause."""
+    try:
+        yield
+    except DeviceError as exc:  # e.g. a sampling method, which has no exact probabilities, or one that cannot drift
+        raise PlanError(f"profile {name}: the stand-in of build {build} cannot be measured: {exc}") from None
+
+
 def between_sessions(
     loaded: LoadedProfile, profile: Profile, build: str, v1: dict[str, float], store: object | None
 ) -> Between:
     """The between-session variance per metric: stored sessions of `build`, else a simulated drift, else unknown."""
     found = stored_between(store, loaded.name, build, list(v1)) if store is not None else None
     if found is None and profile.kind == "aer":
-        found = simulated_between(profile, build, v1)
+        with stand_in(loaded.name, build):
+            found = simulated_between(profile, build, v1)
     return found or Between({}, f"{UNKNOWN}: no stored sessions of build {build} and no drift block")
 
 
@@ -315,10 +327,9 @@ def plan_profile(
     profile = loaded.effective(build)
     family = suite_family(profile)
     if profile.kind == "aer":
-        try:
-            v1, est = simulated_variances(profile, build, family)
-        except DeviceError as exc:  # e.g. drift under a method or noise model the stand-in cannot drift with
-            raise PlanError(f"profile {loaded.name}: the stand-in of build {build} cannot be measured: {exc}") from None
+        # Shot noise at the nominal physics: a drift block moves sessions, not the standard error.
+        with stand_in(loaded.name, build):
+            v1, est = simulated_variances(profile.model_copy(update={"drift": None}), build, family)
         source, baseline, stored = f"stand-in of build {build}, real estimators", "measured in the same session", False
     else:
         if store is None:

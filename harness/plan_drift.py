@@ -123,7 +123,8 @@ def simulated_between(
     sds = _offset_sds(drifting.drift)
     # Only values matter here: the fewest bootstrap replicates the estimators take.
     quick = drifting.model_copy(update={"measurement": profile.measurement.model_copy(update={"bootstrap": 50})})
-    base = replace(model(profile, build), profile=quick)
+    # The nominal model (as the planner's standard errors use it) for what drift does not move: the memories.
+    base = replace(model(profile.model_copy(update={"drift": None}), build), profile=quick)
     rows, offsets = [], []
     for i in range(sessions):
         m, off = _session(base, drifting, build, seed, i)

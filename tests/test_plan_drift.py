@@ -23,6 +23,7 @@ from harness.plan_drift import (
     pooled_power,
     session_variance,
     sessions_to_detect,
+    simulated_between,
 )
 from harness.profiles import load_profile
 from harness.store import Store
@@ -61,6 +62,19 @@ def test_a_drift_block_gives_the_session_sd_that_its_physics_implies(drifting) -
     for name in ("heralding_efficiency_a", "logical_success_surface_d5"):
         assert rows[name].between_session_sd < 0.01 * rows[name].standard_error
     assert rows["logical_success_surface_d5"].between_session_sd == 0.0
+
+
+def test_an_analyser_angle_drift_is_caught_though_its_effect_is_quadratic(tmp_path: Path) -> None:
+    path = tmp_path / "aer-angle.yaml"
+    path.write_text("name: aer-angle\nextends: aer-reference\ndrift: {between_sessions: {basis_angle_sd_deg: 3.0}}\n")
+    profile = load_profile(path).effective("2.3.0")
+    still = load_profile("aer-reference").effective("2.3.0")
+    v1, est = simulated_variances(still, "2.3.0", ["bell_fidelity"])
+    tau2 = simulated_between(profile, "2.3.0", v1).tau2["bell_fidelity"]
+    # Arm B's analyser turned by theta: F = F0 - w sin^2(theta), w = (4 F0 - 1) / 3 the Werner weight, and for
+    # theta ~ N(0, s^2) Var(sin^2 theta) = (1 - exp(-4 s^2))^2 / 8. A linear (delta-method) rule would give 0.
+    s, w = math.radians(3.0), (4 * est["bell_fidelity"].value - 1) / 3
+    assert math.sqrt(tau2) == pytest.approx(w * (1 - math.exp(-4 * s * s)) / math.sqrt(8), rel=0.03)
 
 
 def test_drift_sets_the_recommended_tolerance_above_what_shot_noise_alone_allows(drifting) -> None:
@@ -205,11 +219,13 @@ def test_bad_session_counts_are_plan_errors(kw: dict, message: str) -> None:
         plan_profile(load_profile("aer-reference"), **kw)
 
 
-def test_a_stand_in_that_cannot_drift_is_one_line_and_exit_4(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drift", [True, False])
+def test_a_stand_in_without_exact_probabilities_is_one_line_and_exit_4(tmp_path: Path, drift: bool) -> None:
     path = tmp_path / "z.yaml"
-    path.write_text(DRIFT.replace("name: aer-drift", "name: z") + "aer: {method: statevector}\n")
+    head = DRIFT if drift else "name: aer-drift\nextends: aer-reference\n"
+    path.write_text(head.replace("name: aer-drift", "name: z") + "aer: {method: statevector}\n")
     result = CliRunner().invoke(app, ["plan", "-p", str(path)])
     assert result.exit_code == 4
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("qharness plan: profile z: the stand-in of build 2.3.0 cannot")
-    assert "drift needs the exact 'density_matrix' method" in lines[0]
+    assert "needs the exact 'density_matrix' method" in lines[0]
