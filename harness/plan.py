@@ -17,22 +17,50 @@ Per metric, at the budget's looks (base doubling to its cap) and the gate's desi
 - `recommended_tolerance`: the smallest margin with which an unchanged build's whole gated family PASSes with
   probability at least `power` at this budget: every gated metric PASSes with probability power^(1/m) (m gated
   metrics; exact for independent metrics, conservative under the positive correlation of shared counts) at the
-  level gatekeeping gives it first.
+  level gatekeeping gives it first; when the metric's between-session SD is above 0, no less than the margin with
+  which it PASSes the pooled test with that probability (`recommended_tolerance_basis` says which set it).
+
+With the between-session variance (`harness.plan_drift`: stored sessions, else a simulated profile's drift, else
+unknown and 0), for the gate against a baseline pooled over `sessions` stored sessions (one look, t on k + M - 2 df,
+M = `candidate_sessions`):
+- `between_session_sd`: tau, in the metric's unit, and `between_session_source`: where it came from;
+- `min_detectable_regression_pooled`: the smallest true worsening that test flags with probability `power`, at
+  alpha / m (Holm's first step over the m metrics it tests: what a lone regression must clear);
+- `sessions_to_detect`: the fewest baseline sessions (<= 50) with which it flags a worsening of 2 x the tolerance
+  with probability `power`; null when none does (a candidate's own session SD too large for the tolerance).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import ndtri
 
+from harness.errors import DeviceError
 from harness.gate import GateDesign
 from harness.gate.design import doubling_scales, drift_for, pass_drift
 from harness.gate.family import Track, build_nodes, levels, regression_weighting
 from harness.metrics import Estimate, alias_of, metric_spec, primary_metrics
+from harness.plan_drift import (
+    UNKNOWN,
+    Between,
+    pooled_mdr,
+    pooled_pass_margin,
+    sessions_to_detect,
+    simulated_between,
+    stored_between,
+)
 from harness.profiles import BUDGET_CAPS, BUDGETS, LoadedProfile, Profile
+
+# Baseline sessions the pooled test is planned for when the store holds fewer than two.
+DEFAULT_SESSIONS = 5
+# What set a recommended tolerance: the sequential test's shot noise, or the pooled one-look test over sessions.
+SHOT_BASIS = "shot noise"
+POOLED_BASIS = "pooled test (between-session variance)"
 
 
 class PlanError(ValueError):
@@ -52,6 +80,11 @@ class MetricRow:
     tolerance: float | None
     gated: bool
     note: str = ""
+    between_session_sd: float | None = None
+    between_session_source: str = UNKNOWN
+    min_detectable_regression_pooled: float | None = None
+    sessions_to_detect: int | None = None
+    recommended_tolerance_basis: str = SHOT_BASIS
 
 
 @dataclass(frozen=True)
@@ -64,6 +97,9 @@ class Plan:
     baseline: str
     source: str
     metrics: list[MetricRow]
+    between_session_source: str = UNKNOWN
+    sessions: int = DEFAULT_SESSIONS
+    candidate_sessions: int = 1
 
     def to_dict(self) -> dict:
         """JSON-ready form (`qharness plan --json`)."""
@@ -204,6 +240,76 @@ def _row(name: str, v1: float, est: Estimate, tol: float, d: _Design, lv: tuple[
     )
 
 
+@dataclass(frozen=True)
+class _Sessions:
+    """What the pooled test is planned with: baseline and candidate sessions, its levels and the PASS share."""
+
+    k: int
+    m: int
+    level: float  # REGRESSION: Holm's first step over the metrics the pooled gate tests
+    alpha: float  # PASS: the upper bound at alpha
+    power: float
+    share: float  # PASS probability each gated metric needs
+
+
+def _with_sessions(row: MetricRow, v1: float, between: Between, first: float, s: _Sessions) -> MetricRow:
+    """The row with its between-session SD, the pooled test's figures and a tolerance no tighter than drift allows."""
+    tau2 = between.tau2.get(row.name)
+    tau2_known = tau2 if tau2 is not None and math.isfinite(tau2) else 0.0
+    shot = v1 / first  # one session at the budget's base: the pooled gate is one look
+    tol = row.tolerance or 0.0
+    mdr = pooled_mdr(tol, tau2_known, shot, s.k, s.m, s.level, s.power)
+    k_needed = sessions_to_detect(tol, tau2_known, shot, s.m, s.level, s.power)
+    rec, basis = row.recommended_tolerance, SHOT_BASIS
+    if tau2_known > 0.0:
+        drift = pooled_pass_margin(tau2_known, shot, s.k, s.m, s.alpha, s.share)
+        if rec is None or drift > rec:
+            rec, basis = drift, POOLED_BASIS
+    return MetricRow(
+        **{
+            **asdict(row),
+            "between_session_sd": math.sqrt(tau2_known),
+            "between_session_source": between.source if tau2 is not None else UNKNOWN,
+            "min_detectable_regression_pooled": mdr,
+            "sessions_to_detect": k_needed,
+            "recommended_tolerance": rec,
+            "recommended_tolerance_basis": basis,
+        }
+    )
+
+
+@contextlib.contextmanager
+def stand_in(name: str, build: str) -> Iterator[None]:
+    """Within the block a stand-in that cannot be measured (a DeviceError) is a PlanError naming the cause."""
+    try:
+        yield
+    except DeviceError as exc:  # e.g. a sampling method, which has no exact probabilities, or one that cannot drift
+        raise PlanError(f"profile {name}: the stand-in of build {build} cannot be measured: {exc}") from None
+
+
+def between_sessions(
+    loaded: LoadedProfile, profile: Profile, build: str, v1: dict[str, float], store: object | None
+) -> Between:
+    """The between-session variance per metric: stored sessions of `build`, else a simulated drift, else unknown."""
+    found = stored_between(store, loaded.name, build, list(v1)) if store is not None else None
+    if found is None and profile.kind == "aer":
+        with stand_in(loaded.name, build):
+            found = simulated_between(profile, build, v1)
+    return found or Between({}, f"{UNKNOWN}: no stored sessions of build {build} and no drift block")
+
+
+def _check(budget: str, power: float, sessions: int | None, candidate_sessions: int) -> None:
+    """PlanError naming the option unless the options are usable."""
+    if budget not in BUDGETS:
+        raise PlanError(f"--budget {budget!r}: choose one of {', '.join(BUDGETS)}")
+    if not 0.5 < power < 1.0:
+        raise PlanError(f"--power {power}: must be between 0.5 and 1 (exclusive), e.g. 0.95")
+    if sessions is not None and not 2 <= sessions <= 1000:
+        raise PlanError(f"--sessions {sessions}: the pooled test needs 2 to 1000 baseline sessions, e.g. 5")
+    if not 1 <= candidate_sessions <= 1000:
+        raise PlanError(f"--candidate-sessions {candidate_sessions}: must be 1 to 1000 (1: one candidate run)")
+
+
 def plan_profile(
     loaded: LoadedProfile,
     *,
@@ -212,17 +318,18 @@ def plan_profile(
     alpha: float = 0.05,
     store: object | None = None,
     build: str | None = None,
+    sessions: int | None = None,
+    candidate_sessions: int = 1,
 ) -> Plan:
     """Return the plan of a profile's suite family at `budget` (see the module docstring)."""
-    if budget not in BUDGETS:
-        raise PlanError(f"--budget {budget!r}: choose one of {', '.join(BUDGETS)}")
-    if not 0.5 < power < 1.0:
-        raise PlanError(f"--power {power}: must be between 0.5 and 1 (exclusive), e.g. 0.95")
+    _check(budget, power, sessions, candidate_sessions)
     build = build or loaded.base.firmware.baseline or loaded.builds[0]
     profile = loaded.effective(build)
     family = suite_family(profile)
     if profile.kind == "aer":
-        v1, est = simulated_variances(profile, build, family)
+        # Shot noise at the nominal physics: a drift block moves sessions, not the standard error.
+        with stand_in(loaded.name, build):
+            v1, est = simulated_variances(profile.model_copy(update={"drift": None}), build, family)
         source, baseline, stored = f"stand-in of build {build}, real estimators", "measured in the same session", False
     else:
         if store is None:
@@ -239,6 +346,9 @@ def plan_profile(
     reg = first_levels(gated, primary, {n: protocol_for(n).name for n in gated}, alpha)
     ok = pass_levels(gated, primary, alpha)
     share = power ** (1.0 / max(1, len(gated)))
+    between = between_sessions(loaded, profile, build, v1, store)
+    k = sessions or (between.stored_sessions if (between.stored_sessions or 0) >= 2 else DEFAULT_SESSIONS)
+    pooled = _Sessions(k, candidate_sessions, alpha / max(1, len(v1)), alpha, power, share)
     tolerances = profile.gate_tolerances()
     rows = []
     for name in family:
@@ -250,5 +360,5 @@ def plan_profile(
         row = _row(name, v1[name], est[name], tol, d, (reg.get(lead, alpha), ok.get(lead, alpha), share))
         if name in follows:
             row = MetricRow(**{**asdict(row), "gated": False, "note": f"gated once with {lead}"})
-        rows.append(row)
-    return Plan(loaded.name, budget, power, baseline, source, rows)
+        rows.append(_with_sessions(row, v1[name], between, d.first, pooled))
+    return Plan(loaded.name, budget, power, baseline, source, rows, between.source, k, candidate_sessions)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import time
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -14,6 +16,12 @@ from rich.table import Table
 from harness.cli.app import DEFAULT_DB, DbOption, command_group, console, fail, open_db
 from harness.cli.exits import Interrupted
 from harness.errors import ExitCode
+
+DEFAULT_REALIGN_TIMEOUT_S = 600.0
+# The re-alignment's name among the source's command templates (a dot keeps it clear of user names).
+REALIGN_COMMAND = "sessions.realign"
+# An error reply of a source controller: "ERR ...", "ERROR ..." or a negative SCPI code.
+ERROR_REPLY = re.compile(r"^\s*(ERR|ERROR\b|-\d+\s*,)", re.IGNORECASE)
 
 baseline_app = command_group("baseline", "Set, show or measure the baseline (and reference) build of each profile.")
 
@@ -110,19 +118,89 @@ def realign_line(template: str, profile: str, build: str) -> str:
         fail("baseline measure", f"--realign {template!r}: only {{build}} and {{profile}} may be filled in ({exc!r})")
 
 
-def _between(pause_s: float, line: str | None, timeout_s: float) -> None:
-    """Run the re-alignment command `line` (exit 1 on its failure) and wait `pause_s` before the next session."""
-    if line:
-        try:
-            done = subprocess.run(line, shell=True, timeout=timeout_s, capture_output=True, text=True, check=False)
-        except subprocess.TimeoutExpired:
-            fail_measure(f"re-alignment command {line!r} did not finish within {timeout_s:g} s", ExitCode.REGRESSION)
-        if done.returncode != 0:
-            why = (done.stderr.strip().splitlines() or [""])[-1]
-            fail_measure(f"re-alignment command {line!r} exited {done.returncode} {why}".rstrip(), ExitCode.REGRESSION)
-    if pause_s > 0:
-        typer.echo(f"pausing {pause_s:g} s before the next session", err=True)
-        time.sleep(pause_s)
+@dataclass(frozen=True)
+class Separation:
+    """What happens between two sessions: a re-alignment (a shell line or a source command) and then a pause."""
+
+    pause_s: float = 0.0
+    shell: str | None = None
+    command: str | None = None  # a source-controller template ({build}), sent on the bench's source line
+    timeout_s: float = DEFAULT_REALIGN_TIMEOUT_S
+    bench: Any = None  # the Bench block the command goes to
+    origin: str = "--realign"  # where the re-alignment came from, for its messages
+
+    def what(self, line: str) -> str:
+        """The re-alignment as messages name it: its line, and the profile key when the profile gave it."""
+        return f"re-alignment command {line!r}" + ("" if self.origin == "--realign" else f" ({self.origin})")
+
+
+def separation(
+    profile: Any, name: str, build: str, pause: float | None, realign: str | None, timeout: float | None
+) -> Separation:
+    """The separation of sessions: the options where given, else the profile's `sessions` block, else none."""
+    block = profile.sessions
+    pause_s = pause if pause is not None else (block.pause_s if block is not None else 0.0)
+    if realign is not None:
+        line = realign_line(realign, name, build)
+        return Separation(pause_s, shell=line, timeout_s=timeout or DEFAULT_REALIGN_TIMEOUT_S)
+    action = block.realign if block is not None else None
+    if action is None:
+        return Separation(pause_s)
+    origin, wait = "sessions.realign", timeout or action.timeout_s
+    if action.shell is not None:
+        return Separation(pause_s, shell=realign_line(action.shell, name, build), timeout_s=wait, origin=origin)
+    return Separation(pause_s, command=action.command, timeout_s=wait, bench=profile.bench, origin=origin)
+
+
+def _realign_shell(sep: Separation) -> None:
+    """Run the re-alignment shell line; exit 1 with one line when it fails or outlives its timeout."""
+    line, what = str(sep.shell), sep.what(str(sep.shell))
+    try:
+        done = subprocess.run(line, shell=True, timeout=sep.timeout_s, capture_output=True, text=True, check=False)
+    except subprocess.TimeoutExpired:
+        fail_measure(f"{what} did not finish within {sep.timeout_s:g} s", ExitCode.REGRESSION)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [""])[-1]
+        fail_measure(f"{what} exited {done.returncode} {why}".rstrip(), ExitCode.REGRESSION)
+
+
+def realign_source(sep: Separation, build: str) -> None:
+    """Send the re-alignment command on the bench's source line (a query when its header ends in '?', whose reply
+    must not be an error; a write is followed by `identify`); exit 1 on one line when the source is unreachable,
+    silent or refuses."""
+    from harness.devices.flash import patient
+    from harness.instruments import Instrument, InstrumentError, InstrumentSpec
+
+    spec = InstrumentSpec.from_bench(sep.bench, "source")
+    block = spec.block.model_copy(update={"commands": {**spec.block.commands, REALIGN_COMMAND: sep.command}})
+    source = Instrument("source", replace(spec, block=block))
+    line = source.render(REALIGN_COMMAND, build=build)
+    try:
+        source.open()
+        with patient(source, sep.timeout_s):
+            if line.split(" ", 1)[0].endswith("?"):
+                reply = source.query(REALIGN_COMMAND, build=build).strip()
+                if ERROR_REPLY.match(reply):
+                    fail_measure(f"{sep.what(line)} was refused: {reply!r}", ExitCode.REGRESSION)
+            else:
+                source.write(REALIGN_COMMAND, build=build)
+                # A write has no reply: the identify reply that follows it on the line says it was read.
+                source.query("identify")
+    except InstrumentError as exc:
+        fail_measure(f"{sep.what(line)} failed: {exc}", ExitCode.REGRESSION)
+    finally:
+        source.close()
+
+
+def _between(sep: Separation, build: str) -> None:
+    """Re-align as `sep` says (exit 1 on its failure), then wait its pause before the next session."""
+    if sep.shell:
+        _realign_shell(sep)
+    elif sep.command:
+        realign_source(sep, build)
+    if sep.pause_s > 0:
+        typer.echo(f"pausing {sep.pause_s:g} s before the next session", err=True)
+        time.sleep(sep.pause_s)
 
 
 def fail_measure(message: str, code: int) -> NoReturn:
@@ -183,36 +261,46 @@ def baseline_measure(
     db: DbOption = DEFAULT_DB,
     seed: Annotated[int, typer.Option("--seed", "--harness-seed", metavar="N", help="first seed of the sessions")] = 1,
     budget: Annotated[str, typer.Option(metavar="quick|standard|release", help="measurement budget")] = "standard",
-    pause: Annotated[float, typer.Option(metavar="S", help="wait S seconds between sessions")] = 0.0,
-    realign: Annotated[
-        str | None, typer.Option(metavar="CMD", help="shell command run between sessions ({build}, {profile})")
+    pause: Annotated[
+        float | None, typer.Option(metavar="S", help="wait S seconds between sessions (default: sessions.pause_s)")
     ] = None,
-    realign_timeout: Annotated[float, typer.Option(metavar="S", help="longest the command may take")] = 600.0,
+    realign: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CMD", help="shell command run between sessions ({build}, {profile}; default: sessions.realign)"
+        ),
+    ] = None,
+    realign_timeout: Annotated[
+        float | None, typer.Option(metavar="S", help="longest the command may take (default: the profile's, or 600)")
+    ] = None,
 ) -> None:
     """Measure K sessions of BUILD and store each (the gate pools them: between-session variance).
 
     Each session is one `qharness run` of BUILD against itself (nothing is gated), with the next seed that no
     stored session of BUILD used (on a simulated profile the seed draws the session's drift and counts). On a
-    bench, --realign and --pause let the source drift, re-align or warm up between sessions as between real runs.
+    bench, --realign and --pause let the source drift, re-align or warm up between sessions as between real runs;
+    without them the profile's `sessions` block says (pause_s, realign: a shell or source-controller command).
     """
     from harness.cli.run import _check_profiles, _check_store
+    from harness.profiles import load_profile
     from harness.store import default_store_url
 
     if sessions < 1:
         fail("baseline measure", f"--sessions must be >= 1, got {sessions}")
-    if pause < 0 or realign_timeout <= 0:
+    if (pause is not None and pause < 0) or (realign_timeout is not None and realign_timeout <= 0):
         fail("baseline measure", "--pause must be >= 0 and --realign-timeout > 0")
     (name,) = _check_profiles([profile], build)
     target = db or default_store_url()
     url = _check_store(target)
-    line = realign_line(realign, name, build) if realign else None
+    effective = load_profile(profile).effective(build)  # loaded and checked just above
+    sep = separation(effective, name, build, pause, realign, realign_timeout)
     seeds = session_seeds(_used_seeds(url, name, build, budget), seed, sessions)
     for i, s in enumerate(seeds, 1):
         typer.echo(f"session {i}/{sessions} of {build}: seed {s}", err=True)
         _run_session(ctx, url, target, (profile, name, build), s, budget, (i, sessions))
         if i < sessions:
             try:
-                _between(pause, line, realign_timeout)
+                _between(sep, build)
             except Interrupted as exc:
                 fail_measure(f"interrupted by {exc.name} after session {i} of {sessions}", ExitCode.INTERRUPTED)
     typer.echo(f"stored {sessions} session(s) of {build} for {name}", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +38,41 @@ def _write_tolerances(loaded: object, plan: object, path: Path) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
 
 
+def _store(kind: str, db: str | None) -> object | None:
+    """The results store: a bench always needs it; a simulated profile reads it when named or when it exists."""
+    from harness.cli.app import open_db
+    from harness.store import default_store_url, parse_store_url
+
+    if kind == "aer" and db is None and not parse_store_url(default_store_url()).exists():
+        return None
+    return open_db("plan", db)
+
+
+def _print_table(plan: Any) -> None:
+    """The plan as a text table: the shot-noise figures, then the between-session SD and the pooled test's."""
+    out = console()
+    out.print(f"qharness plan {plan.profile} at budget {plan.budget}, power {plan.power:g}; baseline {plan.baseline}")
+    out.print(
+        f"between sessions: {plan.between_session_source}; pooled test over {plan.sessions} baseline "
+        f"session(s) and {plan.candidate_sessions} candidate session(s)",
+        highlight=False,
+    )
+    out.print(
+        f"{'metric':<40} {'SE':>10} {'tolerance':>10} {'detectable':>11} {'budget to PASS':>15} {'recommended':>12}"
+        f" {'session SD':>11} {'pooled det.':>11} {'sessions':>8}"
+    )
+    for m in plan.metrics:
+        b2p = "-" if m.budget_to_pass is None else f"{m.budget_to_pass:.3g}x std"
+        mdr = _num(m.min_detectable_regression)
+        k = "-" if m.sessions_to_detect is None else str(m.sessions_to_detect)
+        out.print(
+            f"{m.name:<40} {_num(m.standard_error):>10} {_num(m.tolerance):>10} {mdr:>11} "
+            f"{b2p:>15} {_num(m.recommended_tolerance):>12} {_num(m.between_session_sd):>11} "
+            f"{_num(m.min_detectable_regression_pooled):>11} {k:>8} {m.note}",
+            highlight=False,
+        )
+
+
 @app.command("plan")
 def plan_command(
     profile: Annotated[str, typer.Option("--profile", "-p", metavar="NAME|PATH", help="device profile")],
@@ -48,9 +83,17 @@ def plan_command(
         Path | None,
         typer.Option("--write-tolerances", metavar="PATH", help="write a profile copy with the recommended tolerances"),
     ] = None,
+    sessions: Annotated[
+        int | None,
+        typer.Option("--sessions", metavar="K", help="baseline sessions of the pooled test (default: stored, else 5)"),
+    ] = None,
+    candidate_sessions: Annotated[
+        int, typer.Option("--candidate-sessions", metavar="M", help="candidate sessions pooled (default 1)")
+    ] = 1,
     db: DbOption = None,
 ) -> None:
-    """Per metric: standard error, minimum detectable regression, budget to PASS and recommended tolerance."""
+    """Per metric: standard error, minimum detectable regression, budget to PASS and recommended tolerance, and
+    with the between-session variance the pooled (stored-baseline) test's figures."""
     from harness.plan import PlanError, plan_profile
     from harness.profiles import ProfileError, load_profile
 
@@ -58,13 +101,11 @@ def plan_command(
         loaded = load_profile(profile)
     except ProfileError as exc:
         fail("plan", f"--profile {profile}: {str(exc).splitlines()[0]}")
-    store = None
-    if loaded.kind != "aer":
-        from harness.cli.app import open_db
-
-        store = open_db("plan", db)
+    store = _store(loaded.kind, db)
     try:
-        plan = plan_profile(loaded, budget=budget, power=power, store=store)
+        plan = plan_profile(
+            loaded, budget=budget, power=power, store=store, sessions=sessions, candidate_sessions=candidate_sessions
+        )
     except PlanError as exc:
         fail("plan", str(exc))
     if write_tolerances is not None:
@@ -75,16 +116,4 @@ def plan_command(
     if as_json:
         print(json.dumps(plan.to_dict(), indent=2))
         return
-    out = console()
-    out.print(f"qharness plan {plan.profile} at budget {plan.budget}, power {plan.power:g}; baseline {plan.baseline}")
-    out.print(
-        f"{'metric':<40} {'SE':>10} {'tolerance':>10} {'detectable':>11} {'budget to PASS':>15} {'recommended':>12}"
-    )
-    for m in plan.metrics:
-        b2p = "-" if m.budget_to_pass is None else f"{m.budget_to_pass:.3g}x std"
-        mdr = _num(m.min_detectable_regression)
-        out.print(
-            f"{m.name:<40} {_num(m.standard_error):>10} {_num(m.tolerance):>10} {mdr:>11} "
-            f"{b2p:>15} {_num(m.recommended_tolerance):>12} {m.note}",
-            highlight=False,
-        )
+    _print_table(plan)

@@ -6,10 +6,12 @@ the parent under the child (cycles are named), then validate the merged profile 
 
 One module per job: `schema` (the pydantic models and the JSON Schema), `yaml_io` (reading YAML with line numbers,
 merging), `discovery` (finding a profile by name), `messages` (problems and pydantic errors in the user's words),
-`checks` (the cross-key checks, also run on the merged file so every problem is reported) and
+`checks` (the cross-key checks, also run on the merged file so every problem is reported), `actions` (command
+actions: firmware.flash, the sessions block's re-alignment) and
 `loading` (the `extends` chain and per-build validation).
 """
 
+from harness.profiles.actions import Realign, Sessions
 from harness.profiles.discovery import find_profile, list_profiles
 from harness.profiles.loading import LoadedProfile, load_profile
 from harness.profiles.messages import Problem, ProfileError, format_key_path
@@ -49,7 +51,9 @@ __all__ = [
     "Profile",
     "ProfileError",
     "Qec",
+    "Realign",
     "Replay",
+    "Sessions",
     "Source",
     "ToleranceSpec",
     "deep_merge",

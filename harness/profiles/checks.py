@@ -124,6 +124,11 @@ def kind_issues(profile: Mapping[str, Any]) -> list[Issue]:
         out.append((("bench",), "kind bench requires a 'bench' block (source, counter, analyzers)"))
     if kind == "replay" and profile.get("replay") is None:
         out.append((("replay",), "kind replay requires a 'replay' block, e.g. {cassette: run.cassette.json}"))
+    sessions = profile.get("sessions")
+    realign = sessions.get("realign") if isinstance(sessions, Mapping) else None
+    if isinstance(realign, Mapping) and realign.get("command") is not None and kind != "bench":
+        message = f"a source-controller command needs kind bench (this profile is kind {kind!r}); use 'shell'"
+        out.append((("sessions", "realign", "command"), message))
     if profile.get("aer") is not None and kind in ("bench", "replay"):
         out.append((("aer",), f"the 'aer' block is for kind aer only (this profile is kind {kind!r})"))
     builds, firmware = profile.get("builds"), profile.get("firmware")

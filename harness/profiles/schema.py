@@ -5,17 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from harness.metrics import LOGICAL_PREFIXES, REGISTRY, Tolerance, is_known_metric, parse_code
-from harness.profiles.checks import (
-    bench_issues,
-    instrument_issues,
-    kind_issues,
-    placeholders,
-    raise_first,
-    template_problem,
-)
+from harness.profiles.actions import Flash, NonNegative, Positive, Sessions
+from harness.profiles.actions import StrictModel as _Model
+from harness.profiles.checks import bench_issues, instrument_issues, kind_issues, raise_first
 from harness.profiles.drivers import DriverError, driver_commands
 from harness.profiles.messages import custom_error, suggest
 from harness.profiles.tomography import Tomography
@@ -43,65 +38,8 @@ AER_METHODS = (
 )
 
 
-class _Model(BaseModel):
-    # strict: YAML `yes` must not become 1.0, and `2.4` must not silently become the build "2.4".
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
 BuildName = Annotated[str, Field(pattern=BUILD, description="firmware build, e.g. '2.4.0' (quote it in YAML)")]
-
-
-def _template_fields(template: str, *path: str) -> set[str]:
-    """The placeholders of a command template; a malformed template is a profile error at `path`."""
-    problem = template_problem(template)
-    if problem is not None:
-        raise custom_error(problem, *path)
-    return placeholders(template) or set()
-
-
-# Placeholders each form of firmware.flash may use.
-FLASH_PLACEHOLDERS: dict[str, set[str]] = {"command": {"build"}, "shell": {"build", "profile"}}
-
-
-class Flash(_Model):
-    """How to put a build on the device: a source-controller command or a shell command (exactly one)."""
-
-    command: str | None = Field(
-        default=None,
-        min_length=1,
-        description="template sent to the source controller, e.g. 'FW:LOAD? {build}' (a header ending in '?' "
-        "is a query whose reply must not start with ERR); placeholder {build}",
-    )
-    shell: str | None = Field(
-        default=None,
-        min_length=1,
-        description="shell command run on this machine, e.g. 'flash.sh {build} {profile}' (exit 0 = flashed); "
-        "placeholders {build} and {profile} (the profile name); write literal braces as '{{'",
-    )
-    timeout_s: Positive = Field(default=30.0, description="longest a flash may take, s")
-
-    @model_validator(mode="after")
-    def _one_form(self) -> Flash:
-        given = [key for key in FLASH_PLACEHOLDERS if getattr(self, key) is not None]
-        if len(given) != 1:
-            raise custom_error(
-                "needs exactly one of 'command' (a source-controller template, e.g. "
-                "'FW:LOAD? {build}') or 'shell' (e.g. 'flash.sh {build} {profile}')"
-                + (f"; got both {' and '.join(given)}" if given else "")
-            )
-        key = given[0]
-        extra = _template_fields(getattr(self, key), key) - FLASH_PLACEHOLDERS[key]
-        if extra:
-            allowed = ", ".join("{" + f + "}" for f in sorted(FLASH_PLACEHOLDERS[key]))
-            raise custom_error(
-                f"template {getattr(self, key)!r} uses {', '.join('{' + f + '}' for f in sorted(extra))}; "
-                f"allowed placeholders: {allowed}",
-                key,
-            )
-        return self
 
 
 class Firmware(_Model):
@@ -366,6 +304,9 @@ class Profile(_Model):
     gate: GateOptions | None = Field(default=None, description="the gate's primary metrics")
     memory: Memory | None = None
     drift: Drift | None = Field(default=None, description="between-session offsets and within-session wander")
+    sessions: Sessions | None = Field(
+        default=None, description="how `qharness baseline measure` separates a baseline's sessions: pause, re-alignment"
+    )
     aer: AerOptions | None = None
     bench: Bench | None = None
     replay: Replay | None = None
