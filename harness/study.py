@@ -51,6 +51,9 @@ def build_model(profile: Profile, build: str, *, seed: int = 0, logical_shots: i
     from harness.qec.memory import run_code
     from harness.qec.noise import QecNoise
 
+    # The model is the drift-free physics: a drifting stand-in would give session 0's offsets to the probabilities
+    # and none to the rates. Session offsets are simulated by the drift benchmarks, session by session.
+    profile = profile.model_copy(update={"drift": None})
     with AerDevice(profile, build, seed=seed) as dev:
         bell, link = dev.bell_probabilities(), dev.link_probabilities(INPUTS_6)
     memories = {}
