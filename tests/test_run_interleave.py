@@ -9,11 +9,17 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_interleave import flashable_bench
+from scipy import stats
+from test_interleave import _session, flashable_bench
 
 from harness.analysis.truth import truth
 from harness.cli.run import pytest_command
+from harness.gate import Verdict
+from harness.interleave import verdicts
+from harness.interleave_session import interleaved_comparison
+from harness.metrics import Direction, Tolerance
 from harness.profiles import load_profile
 from harness.store import Store
 
@@ -35,6 +41,27 @@ def run_suites(tmp: Path, profile: str | Path, *extra: str) -> tuple[subprocess.
 def stored_runs(tmp: Path) -> list:
     with Store(tmp / "q.db") as store:
         return sorted(store.runs(), key=lambda r: r.id)
+
+
+def test_a_paired_verdict_becomes_the_gates_comparison_in_the_metrics_own_sense():
+    # qber-like (lower is better): B is about 0.01 worse than A in every block; the delta is + in the metric's unit.
+    a = [0.010, 0.011, 0.010, 0.012, 0.011, 0.010]
+    b = [x + 0.01 + e for x, e in zip(a, (1e-3, -1e-3, 5e-4, 0.0, -5e-4, 2e-4), strict=True)]
+    session = _session(a, b, Direction.LOWER)
+    result = verdicts(session, {"m": Tolerance(absolute=0.002)})["m"]
+    comp = interleaved_comparison(session, result, alpha=0.05)
+    assert comp.verdict == Verdict.REGRESSION, comp
+    assert comp.variance_model == "interleaved pairs (3 ABBA blocks; t with 2 df)"
+    # ABBA blocks are balanced: the mean block difference is mean(B) - mean(A), and its interval is the paired t's.
+    assert comp.delta.value == pytest.approx(np.mean(b) - np.mean(a)) and comp.delta.n == 3
+    half = stats.t.ppf(0.975, 2) * result.test.se
+    assert comp.delta.ci_high - comp.delta.value == pytest.approx(half) and half > 0
+    assert comp.tolerance == pytest.approx(0.002) and comp.p_regression_adjusted == result.p_worse <= 0.05
+    # Each build's value is the mean of its runs; its interval is the t interval over those runs (5 df).
+    assert comp.baseline.value == pytest.approx(np.mean(a)) and comp.candidate.value == pytest.approx(np.mean(b))
+    spread = stats.t.ppf(0.975, 5) * np.std(a, ddof=1) / np.sqrt(6)
+    assert comp.baseline.ci_high - comp.baseline.value == pytest.approx(spread)
+    assert comp.candidate.n == 6 * 1000 and "worse by more" not in comp.message("B", "A")  # no z test is claimed
 
 
 def test_a_bench_that_can_flash_interleaves_by_default(tmp_path):
