@@ -37,7 +37,14 @@ from harness.interleave import (
 from harness.metrics import Direction, Estimate
 from harness.profiles import LoadedProfile, Profile, ProfileError
 from harness.protocols import protocol_for, protocols_for
-from harness.session import ANALYSIS_ERRORS, DeviceFactory, status_of, store_device_provenance, unmeasured
+from harness.session import (
+    ANALYSIS_ERRORS,
+    DeviceFactory,
+    pick_comparison,
+    status_of,
+    store_device_provenance,
+    unmeasured,
+)
 from harness.store import RunStatus, Store
 
 METHOD = "paired t on ABBA block differences (Holm)"
@@ -217,18 +224,8 @@ class InterleavedProfileSession:
             )
 
     def comparison(self, metric: str) -> Comparison:
-        """The Comparison of one metric, measuring and gating the family first if needed.
-
-        Raises NotSupportedError (with the reason) when the device cannot measure the metric.
-        """
-        comparisons = self.evaluate()
-        if metric in self.skipped:
-            raise NotSupportedError(self.skipped[metric])
-        found = comparisons.get(metric)
-        if found is None:
-            reason = f"metric {metric!r} was not measured for profile {self.loaded.name}"
-            return error_comparison(metric, None, None, reason, self.alpha)
-        return found
+        """The Comparison of one metric, measuring and gating the family first if needed (see `pick_comparison`)."""
+        return pick_comparison(self.evaluate(), self.skipped, metric, self.loaded.name, self.alpha)
 
     def raw_counts(self, metric: str) -> dict:
         """Where the metric's raw records are: the interleaved runs, each stored with its own records."""

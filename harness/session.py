@@ -71,6 +71,19 @@ def status_of(comparisons: dict[str, Comparison] | None) -> RunStatus:
     return {Verdict.REGRESSION: RunStatus.FAILED, Verdict.ERROR: RunStatus.ERROR}.get(top, RunStatus.PASSED)
 
 
+def pick_comparison(
+    comparisons: dict[str, Comparison], skipped: dict[str, str], metric: str, profile: str, alpha: float
+) -> Comparison:
+    """One metric's comparison from a gated family; NotSupportedError (the reason) for a metric the device cannot
+    measure, an ERROR comparison saying so for a metric that was not measured at all."""
+    if metric in skipped:
+        raise NotSupportedError(skipped[metric])
+    found = comparisons.get(metric)
+    if found is None:
+        return error_comparison(metric, None, None, f"metric {metric!r} was not measured for profile {profile}", alpha)
+    return found
+
+
 def store_device_provenance(store: Store, run_id: int, device: Device) -> None:
     """Keep what a device reports about itself with a run: instrument fault statistics, applied drift."""
     for key, attr in (("instruments", "fault_stats"), ("drift", "drift_offsets")):
@@ -130,10 +143,7 @@ class ProfileSession:
         self.qec_workers, self.resume_dir = qec_workers, resume_dir
         # Numbers repeated sessions of one build (a stand-in draws that session's drift and shot noise).
         self.session = int(session)
-        self.store = store
-        self.seed = seed
-        self.budget = budget
-        self.alpha = alpha
+        self.store, self.seed, self.budget, self.alpha = store, seed, budget, alpha
         self.design = GateDesign(alpha=alpha)
         self.session_id = session_id
         self.recorder = recorder
@@ -424,19 +434,9 @@ class ProfileSession:
                 self.store.add_metric(self.baseline.run_id, name, est, detail=detail or None)
 
     def comparison(self, metric: str) -> Comparison:
-        """Return the gate's comparison of one metric, measuring and gating the family first if needed.
-
-        Raises NotSupportedError (with the reason) when the device cannot measure the metric; a metric that
-        was not measured at all comes back as an ERROR comparison saying so.
-        """
-        comparisons = self.evaluate()
-        if metric in self.skipped:
-            raise NotSupportedError(self.skipped[metric])
-        found = comparisons.get(metric)
-        if found is None:
-            reason = f"metric {metric!r} was not measured for profile {self.loaded.name}"
-            return error_comparison(metric, None, None, reason, self.alpha)
-        return found
+        """Return the gate's comparison of one metric, measuring and gating the family first if needed (see
+        `pick_comparison`)."""
+        return pick_comparison(self.evaluate(), self.skipped, metric, self.loaded.name, self.alpha)
 
     def raw_counts(self, metric: str) -> dict:
         """The pooled raw records behind a metric, JSON-ready (for attachments)."""

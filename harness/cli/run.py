@@ -84,7 +84,7 @@ def _check_profiles(profiles: list[str], build: str | None, interleave: bool | N
     for ref in profiles:
         try:
             loaded = load_profile(ref)
-            problem = _flash_problem(loaded.effective(build)) if interleave else None
+            effective = loaded.effective(build)
         except ProfileError as exc:
             first = exc.problems[0]
             text = str(first) if first.file != "<profile>" else first.message
@@ -92,6 +92,7 @@ def _check_profiles(profiles: list[str], build: str | None, interleave: bool | N
             more = len(exc.problems) - 1
             hint = f" (and {more} more; see 'qharness profiles validate {ref}')" if more else ""
             fail("run", f"{named}{text}{hint}")
+        problem = _flash_problem(effective) if interleave else None
         if problem is not None:
             fail("run", problem)
         names.append(loaded.name)
