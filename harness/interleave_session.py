@@ -164,9 +164,17 @@ class InterleavedProfileSession:
             self.comparisons = self._errors(str(exc) or type(exc).__name__)
         except ProfileError as exc:
             self.comparisons = self._errors(str(exc).splitlines()[0])
+        except BaseException:
+            # Interrupted (or a bug): the session's run still closes it, without verdicts, so the summary and the
+            # table describe the session (aborted) and not whichever interleaved run happened to be the last.
+            self._start_verdict_run()
+            raise
         else:
             self.comparisons = self._gated()
-        self._store_verdicts()
+        self._start_verdict_run()
+        for name, comp in self.comparisons.items():
+            estimate = comp.candidate or unmeasured(name)
+            self.store.add_metric(self.run_id, name, estimate, str(comp.verdict), comp.to_dict())
         return self.comparisons
 
     def _errors(self, cause: str) -> dict[str, Comparison]:
@@ -199,9 +207,8 @@ class InterleavedProfileSession:
                 out[m] = error_comparison(m, None, None, reason, self.alpha)
         return out
 
-    def _store_verdicts(self) -> None:
-        """Store the verdicts as the metric rows of one candidate run that lists the interleaved runs."""
-        assert self.comparisons is not None
+    def _start_verdict_run(self) -> None:
+        """Start the candidate run that holds the session's verdicts (its metric rows) and lists its runs."""
         session = self.interleaved
         self.run_id = self.store.start_run(
             profile=self.loaded.name,
@@ -218,10 +225,6 @@ class InterleavedProfileSession:
                 "interleave": {"order": "".join(session.order), "blocks": session.blocks, "runs": session.run_ids},
             },
         )
-        for name, comp in self.comparisons.items():
-            self.store.add_metric(
-                self.run_id, name, comp.candidate or unmeasured(name), str(comp.verdict), comp.to_dict()
-            )
 
     def comparison(self, metric: str) -> Comparison:
         """The Comparison of one metric, measuring and gating the family first if needed (see `pick_comparison`)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -241,3 +244,43 @@ def test_qharness_run_interleaves_a_stand_in_end_to_end(tmp_path):
     assert "--interleave --interleave-blocks 2" in proc.stderr.splitlines()[0]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["metrics"][0]["variance_model"] == "interleaved pairs (2 ABBA blocks; t with 1 df)"
+
+
+def test_an_interrupt_mid_session_aborts_it_and_keeps_the_runs_measured(tmp_path):
+    db, summary = tmp_path / "q.db", tmp_path / "summary.json"
+    cmd = [sys.executable, "-m", "pytest", SUITES, "-p", "no:cacheprovider", "-q", "-k", "bell_fidelity"]
+    cmd += ["--device-profile", "aer-reference", "--interleave", "--budget", "release", "--results-db", str(db)]
+    proc = subprocess.Popen(
+        [*cmd, "--harness-summary", str(summary)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _passed_runs(db) and time.monotonic() < deadline:
+            assert proc.poll() is None, "pytest ended before a run was measured"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=120)[0].decode()
+    finally:
+        proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED and "Traceback" not in out, out
+    *interleaved, closing = stored_runs(tmp_path)
+    statuses = [r.status for r in interleaved]
+    # The runs measured before the signal passed with their records; the one it stopped (unless it landed between
+    # two runs) and the session are aborted.
+    assert set(statuses[:-1]) == {"passed"} and statuses[-1] in ("aborted", "passed"), statuses
+    assert closing.status == "aborted" and closing.provenance["interleave"]["runs"] == [r.id for r in interleaved]
+    with Store(db) as store:
+        assert all(store.raw_records(r.id) for r in interleaved[:-1])
+    written = json.loads(summary.read_text())
+    assert written["headline"] == "build 2.4.0 vs 2.3.0: aborted (interrupted; raw records kept)", written
+
+
+def _passed_runs(db: Path) -> int:
+    """Runs of the store that passed, read without writing (0 while the store is not there yet)."""
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'passed'").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # created but not yet initialised
