@@ -189,17 +189,15 @@ class InterleavedProfileSession:
         for m in sorted(self.family):
             proto = protocol_for(m)
             if proto.name not in INTERLEAVED_PROTOCOLS:
-                reason = f"not interleaved ({proto.name} is gated only without interleaving: --no-interleave)"
+                reason = (
+                    f"not interleaved: {proto.name} is measured only by a run with --no-interleave, where supported"
+                )
                 out[m] = Comparison(
                     m, None, None, None, 0.0, None, None, Verdict.NOT_GATED, alpha=self.alpha, reason=reason
                 )
             elif {proto.name, *proto.requires} & set(self.interleaved.unsupported):
-                why = [
-                    self.interleaved.unsupported[n]
-                    for n in (*proto.requires, proto.name)
-                    if n in self.interleaved.unsupported
-                ]
-                self.skipped[m] = why[0]
+                unsupported = self.interleaved.unsupported
+                self.skipped[m] = next(unsupported[n] for n in (*proto.requires, proto.name) if n in unsupported)
             elif m in results:
                 out[m] = interleaved_comparison(self.interleaved, results[m], self.alpha)
             else:

@@ -19,9 +19,11 @@ from test_interleave import _session, flashable_bench
 
 from harness.analysis.truth import truth
 from harness.cli.run import pytest_command
+from harness.devices.aer import AerDevice
+from harness.errors import NotSupportedError
 from harness.gate import Verdict
 from harness.interleave import verdicts
-from harness.interleave_session import interleaved_comparison
+from harness.interleave_session import InterleavedProfileSession, interleaved_comparison
 from harness.metrics import Direction, Tolerance
 from harness.profiles import load_profile
 from harness.store import Store
@@ -133,7 +135,9 @@ def test_a_stand_in_interleaves_when_asked_and_leaves_qec_to_the_normal_gate(tmp
     assert metrics["bell_fidelity"]["variance_model"] == "interleaved pairs (2 ABBA blocks; t with 1 df)"
     logical = metrics["logical_success_repetition_bitflip_d3"]
     assert logical["verdict"] == "NOT_GATED" and logical["value"] is None, logical
-    assert logical["reason"] == "not interleaved (logical is gated only without interleaving: --no-interleave)"
+    assert (
+        logical["reason"] == "not interleaved: logical is measured only by a run with --no-interleave, where supported"
+    )
     assert len(stored_runs(tmp_path)) == 9
 
 
@@ -284,3 +288,30 @@ def _passed_runs(db: Path) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'passed'").fetchone()[0])
     except sqlite3.Error:
         return 0  # created but not yet initialised
+
+
+class _NoLinkTomography(AerDevice):
+    """A stand-in that cannot prepare input states, as a bench without a `prepare_state` command."""
+
+    def link_tomography(self, duration_s: float, inputs: tuple = ()) -> None:
+        raise NotSupportedError("this bench cannot prepare input states")
+
+
+def test_a_protocol_the_device_cannot_perform_is_skipped_and_the_rest_gated(tmp_path):
+    loaded = load_profile("aer-reference")
+    with Store(tmp_path / "q.db") as store:
+        session = InterleavedProfileSession(
+            loaded, store, build="2.5.0-rc1", baseline_build="2.3.0", blocks=2, budget="quick",
+            device_factory=lambda profile, build, seed, **kw: _NoLinkTomography(profile, build, seed),
+        )  # fmt: skip
+        session.family.update({"bell_fidelity", "link_process_fidelity", "capacity_q1_bits"})
+        for metric in ("link_process_fidelity", "capacity_q1_bits"):
+            with pytest.raises(NotSupportedError, match="cannot prepare input states"):
+                session.comparison(metric)
+        fid = session.comparison("bell_fidelity")
+        session.close()
+        assert fid.variance_model == "interleaved pairs (2 ABBA blocks; t with 1 df)" and fid.candidate.n > 0
+        closing = store.run(max(r.id for r in store.runs()))
+        # The skipped metrics are not stored as verdicts; every interleaved run holds only what it measured.
+        assert set(store.metrics(closing.id)) == {"bell_fidelity"} and closing.status in ("passed", "failed")
+        assert all("link" not in {r["protocol"] for r in store.raw_records(i)} for i in session.interleaved.run_ids)
