@@ -109,14 +109,21 @@ def test_no_interleave_compares_as_before_on_the_same_bench(tmp_path):
     assert {(m["verdict"], m["variance_model"]) for m in summary["metrics"]} == {("NO_BASELINE", "none (no baseline)")}
 
 
-def test_interleave_on_a_bench_that_cannot_flash_is_a_usage_error(tmp_path):
-    proc, _ = run_suites(tmp_path, "bench-emulated", "--interleave")
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("bench-emulated", "--interleave"),
+            "ERROR: --interleave: profile 'bench-emulated' cannot flash builds: add firmware.flash to it "
+            "(see docs/bench.md), or measure without interleaving",
+        ),
+        (("aer-reference", "--interleave-blocks", "1"), "ERROR: --interleave-blocks must be an integer >= 2, got 1"),
+    ],
+)
+def test_interleave_usage_errors_are_one_line_before_anything_is_measured(tmp_path, args, line):
+    proc, _ = run_suites(tmp_path, *args)
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    assert lines == [
-        "ERROR: --interleave: profile 'bench-emulated' cannot flash builds: add firmware.flash to it "
-        "(see docs/bench.md), or measure without interleaving"
-    ], lines
+    assert [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()] == [line]
     assert not (tmp_path / "q.db").exists()
 
 
