@@ -23,13 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from harness.devices.base import Device
-from harness.errors import FlashError
+from harness.errors import FlashError, NotSupportedError
 from harness.metrics import Direction, Estimate, Tolerance
-from harness.profiles import BUDGETS, LoadedProfile
+from harness.profiles import BUDGETS, LoadedProfile, Profile
 from harness.protocols import Failure, Ledger, Protocol
 from harness.stats.multiplicity import holm
 from harness.stats.paired import PairedTest, abba_order, block_differences, paired_test
@@ -37,6 +38,28 @@ from harness.store import RunStatus, Store
 from harness.streams import stream_seed
 
 LABELS = {"A": "baseline", "B": "candidate"}
+# The protocols measured run by run: each run's estimate of their metrics is cheap and independent. QEC memories
+# (logical, decoder) sample far longer per run and are not interleaved.
+INTERLEAVED_PROTOCOLS = ("bell", "rates", "link")
+DEFAULT_BLOCKS = 6
+
+
+def flash_problem(profile: Profile, option: str) -> str | None:
+    """Why `profile` cannot be measured interleaved (one line naming `option` and the fix), else None.
+
+    A stand-in (kind aer) switches builds itself; any other kind needs the profile's firmware.flash.
+    """
+    if profile.kind == "aer" or profile.firmware.flash is not None:
+        return None
+    return (
+        f"{option}: profile {profile.name!r} cannot flash builds: add firmware.flash to it (see docs/bench.md), "
+        "or measure without interleaving"
+    )
+
+
+def interleaves_by_default(profile: Profile) -> bool:
+    """Whether a run interleaves `profile` unless told otherwise: a bench that can flash builds does."""
+    return profile.kind == "bench" and profile.firmware.flash is not None
 
 
 @dataclass(frozen=True)
@@ -50,6 +73,8 @@ class InterleavedMetric:
     values: dict[str, list[float]] = field(default_factory=dict)  # "A"/"B" -> value per run, in run order
     unit: str = ""
     reason: str = ""
+    p_worse: float | None = None  # Holm-adjusted p of "worse by more than the margin" (REGRESSION below alpha)
+    p_no_worse: float | None = None  # Holm-adjusted p of "no worse than the margin allows" (PASS below alpha)
 
     @property
     def variance_model(self) -> str:
@@ -65,9 +90,12 @@ class InterleavedSession:
     baseline: str
     candidate: str
     blocks: int
+    session_id: str | None = None  # the pytest session the runs belong to (None from `qharness interleave`)
     order: tuple[str, ...] = ()
     run_ids: list[int] = field(default_factory=list)
     estimates: list[dict[str, Estimate]] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # metric -> why a run could not estimate it
+    unsupported: dict[str, str] = field(default_factory=dict)  # protocol -> why the device cannot measure it
 
     def build_of(self, label: str) -> str:
         """The build a run label stands for ('A' the baseline, 'B' the candidate)."""
@@ -93,6 +121,9 @@ def measure_interleaved(
         build = session.build_of(label)
         run_id = _start(session, store, i, label, seed, budget)
         session.run_ids.append(run_id)
+        if hasattr(device, "on_record"):
+            # A bench hands over each completed setting before the next starts: a fault mid-run loses none of them.
+            device.on_record = partial(store.add_raw, run_id)
         try:
             # B B and A A meet in the middle of blocks: the running build is not flashed again, only checked.
             if i == 0 or session.order[i - 1] != label:
@@ -117,6 +148,7 @@ def _start(session: InterleavedSession, store: Store, i: int, label: str, seed: 
         baseline_build=session.baseline if label == "B" else None,
         seed=seed,
         budget=budget,
+        session_id=session.session_id,
         provenance={
             "kind": loaded.base.kind,
             "role": LABELS[label],
@@ -152,10 +184,18 @@ def _measure_run(
     ledger = Ledger(profile, build, stream_seed(seed, profile.name, build, "interleave", i))
     found: dict[str, Estimate] = {}
     for proto in protocols:
-        proto.take(device, ledger, scale, lambda name, payload: store.add_raw(run_id, name, payload))
+        if {proto.name, *proto.requires} & set(session.unsupported):
+            continue
+        try:
+            proto.take(device, ledger, scale, lambda name, payload: store.add_raw(run_id, name, payload))
+        except NotSupportedError as exc:
+            # The device cannot measure it at all (it does not get better in a later run): its metrics are skipped.
+            session.unsupported[proto.name] = str(exc) or type(exc).__name__
+            continue
         estimates, _ = proto.assemble(ledger, proto.metrics)
         for name, est in estimates.items():
             if isinstance(est, Failure):
+                session.failures.setdefault(name, f"run {i + 1} ({build}): {est.reason}")
                 continue
             found[name] = est
             store.add_metric(run_id, name, est)
@@ -188,7 +228,9 @@ def verdicts(
     no_worse = holm([m.test.p_greater for m in gated]) if gated else []
     for m, p_reg, p_pass in zip(gated, worse, no_worse, strict=True):
         verdict = "REGRESSION" if p_reg < alpha else "PASS" if p_pass < alpha else "INCONCLUSIVE"
-        tests[m.name] = InterleavedMetric(m.name, verdict, m.margin, m.test, m.values, m.unit)
+        tests[m.name] = InterleavedMetric(
+            m.name, verdict, m.margin, m.test, m.values, m.unit, p_worse=float(p_reg), p_no_worse=float(p_pass)
+        )
     return tests
 
 

@@ -58,6 +58,42 @@ def unmeasured(metric: str) -> Estimate:
     return Estimate(math.nan, math.nan, math.nan, 0, spec.unit, spec.direction)
 
 
+def resolve_baseline(loaded: LoadedProfile, store: Store, baseline_build: str | None) -> str | None:
+    """The baseline build: the one asked for, else the store's marked baseline, else the profile's."""
+    return baseline_build or store.baseline(loaded.name) or loaded.default_baseline
+
+
+def status_of(comparisons: dict[str, Comparison] | None) -> RunStatus:
+    """A candidate run's status from its verdicts: failed on REGRESSION, error on ERROR or none, else passed."""
+    if comparisons is None:
+        return RunStatus.ERROR
+    top = overall_verdict(c.verdict for c in comparisons.values())
+    return {Verdict.REGRESSION: RunStatus.FAILED, Verdict.ERROR: RunStatus.ERROR}.get(top, RunStatus.PASSED)
+
+
+def pick_comparison(
+    comparisons: dict[str, Comparison], skipped: dict[str, str], metric: str, profile: str, alpha: float
+) -> Comparison:
+    """One metric's comparison from a gated family; NotSupportedError (the reason) for a metric the device cannot
+    measure, an ERROR comparison saying so for a metric that was not measured at all."""
+    if metric in skipped:
+        raise NotSupportedError(skipped[metric])
+    found = comparisons.get(metric)
+    if found is None:
+        return error_comparison(metric, None, None, f"metric {metric!r} was not measured for profile {profile}", alpha)
+    return found
+
+
+def store_device_provenance(store: Store, run_id: int, device: Device) -> None:
+    """Keep what a device reports about itself with a run: instrument fault statistics, applied drift."""
+    for key, attr in (("instruments", "fault_stats"), ("drift", "drift_offsets")):
+        with contextlib.suppress(Exception):
+            report = getattr(device, attr, None)
+            found = report() if report is not None else None
+            if found:
+                store.update_provenance(run_id, **{key: found})
+
+
 @dataclass
 class _Side:
     """Measurements of one build (candidate or in-session baseline): its run, device, records and estimates."""
@@ -107,10 +143,7 @@ class ProfileSession:
         self.qec_workers, self.resume_dir = qec_workers, resume_dir
         # Numbers repeated sessions of one build (a stand-in draws that session's drift and shot noise).
         self.session = int(session)
-        self.store = store
-        self.seed = seed
-        self.budget = budget
-        self.alpha = alpha
+        self.store, self.seed, self.budget, self.alpha = store, seed, budget, alpha
         self.design = GateDesign(alpha=alpha)
         self.session_id = session_id
         self.recorder = recorder
@@ -118,7 +151,7 @@ class ProfileSession:
         self.family: set[str] = set()
         self.build = build or loaded.default_build
         self.candidate = self._side(self.build)
-        self.baseline_build = baseline_build or store.baseline(loaded.name) or loaded.default_baseline
+        self.baseline_build = resolve_baseline(loaded, store, baseline_build)
         self.baseline: _Side | None = None
         self.baseline_source = "none"
         self.comparisons: dict[str, Comparison] | None = None
@@ -192,28 +225,16 @@ class ProfileSession:
                 continue
             if side.device is not None:
                 if side.run_id is not None:
-                    self._store_device_provenance(side)
+                    store_device_provenance(self.store, side.run_id, side.device)
                 with contextlib.suppress(Exception):
                     side.device.close()
             if side.run_id is not None:
                 own = self.run_status() if side is self.candidate else self._baseline_status(side)
                 self.store.finish_run(side.run_id, status or own)
 
-    def _store_device_provenance(self, side: _Side) -> None:
-        """Keep what the device reports about itself with its run: instrument fault statistics, applied drift."""
-        for key, attr in (("instruments", "fault_stats"), ("drift", "drift_offsets")):
-            with contextlib.suppress(Exception):
-                report = getattr(side.device, attr, None)
-                found = report() if report is not None else None
-                if found:
-                    self.store.update_provenance(side.run_id, **{key: found})
-
     def run_status(self) -> RunStatus:
         """The candidate run's status from the verdicts: failed on REGRESSION, error on ERROR, else passed."""
-        if self.comparisons is None:
-            return RunStatus.ERROR
-        top = overall_verdict(c.verdict for c in self.comparisons.values())
-        return {Verdict.REGRESSION: RunStatus.FAILED, Verdict.ERROR: RunStatus.ERROR}.get(top, RunStatus.PASSED)
+        return status_of(self.comparisons)
 
     @staticmethod
     def _baseline_status(side: _Side) -> RunStatus:
@@ -413,19 +434,9 @@ class ProfileSession:
                 self.store.add_metric(self.baseline.run_id, name, est, detail=detail or None)
 
     def comparison(self, metric: str) -> Comparison:
-        """Return the gate's comparison of one metric, measuring and gating the family first if needed.
-
-        Raises NotSupportedError (with the reason) when the device cannot measure the metric; a metric that
-        was not measured at all comes back as an ERROR comparison saying so.
-        """
-        comparisons = self.evaluate()
-        if metric in self.skipped:
-            raise NotSupportedError(self.skipped[metric])
-        found = comparisons.get(metric)
-        if found is None:
-            reason = f"metric {metric!r} was not measured for profile {self.loaded.name}"
-            return error_comparison(metric, None, None, reason, self.alpha)
-        return found
+        """Return the gate's comparison of one metric, measuring and gating the family first if needed (see
+        `pick_comparison`)."""
+        return pick_comparison(self.evaluate(), self.skipped, metric, self.loaded.name, self.alpha)
 
     def raw_counts(self, metric: str) -> dict:
         """The pooled raw records behind a metric, JSON-ready (for attachments)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -24,17 +25,28 @@ from harness.store import Store
 SHIPPED = load_profile("bench-emulated")
 
 
+@contextlib.contextmanager
+def flashable_bench(tmp_path: Path, running: str = "2.4.0") -> Iterator[tuple[EmulatorSet, Path]]:
+    """Emulators of every build of bench-emulated on loopback (running `running`), and a lab profile pointing at
+    them that can flash (bench-live: the shipped builds and tolerances, the emulator's FW:LOAD)."""
+    runner = ThreadedEmulators(emulators=EmulatorSet.from_profile(SHIPPED, running, seed=5)).start()
+    try:
+        data = runner.set.profile_dict(SHIPPED.effective("2.4.0"), "bench-live")  # with the emulator's flash command
+        path = tmp_path / "device_profiles" / "bench-live.yaml"
+        path.parent.mkdir(exist_ok=True)
+        firmware = {"flash": data["firmware"]["flash"]}
+        doc = {"name": "bench-live", "extends": "bench-emulated", **data, "firmware": firmware}
+        path.write_text(yaml.safe_dump(doc))
+        yield runner.set, path
+    finally:
+        runner.stop()
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[EmulatorSet, Path]]:
-    """Emulators of every build of bench-emulated on loopback (running 2.4.0), and a lab profile pointing at them."""
-    runner = ThreadedEmulators(emulators=EmulatorSet.from_profile(SHIPPED, "2.4.0", seed=5)).start()
-    data = runner.set.profile_dict(SHIPPED.effective("2.4.0"), "bench-live")  # with the emulator's flash command
-    path = tmp_path / "device_profiles" / "bench-live.yaml"
-    path.parent.mkdir()
-    firmware = {"flash": data["firmware"]["flash"]}
-    path.write_text(yaml.safe_dump({"name": "bench-live", "extends": "bench-emulated", **data, "firmware": firmware}))
-    yield runner.set, path
-    runner.stop()
+    """A flashable emulated bench running 2.4.0 (see `flashable_bench`)."""
+    with flashable_bench(tmp_path) as found:
+        yield found
 
 
 def _run(path: Path, store: Store, blocks: int, on_run=None, budget: str = "quick") -> InterleavedSession:

@@ -11,15 +11,14 @@ import typer
 from harness.cli.app import DbOption, app, console, fail
 from harness.errors import DeviceError, ExitCode, NotSupportedError
 
-PROTOCOLS = ("bell", "rates", "link")
-
 
 def _protocols(names: list[str]) -> list:
+    from harness.interleave import INTERLEAVED_PROTOCOLS
     from harness.protocols import PROTOCOLS as KNOWN
 
-    bad = [n for n in names if n not in PROTOCOLS]
+    bad = [n for n in names if n not in INTERLEAVED_PROTOCOLS]
     if bad:
-        fail("interleave", f"--protocol {bad[0]}: unknown; choose from {', '.join(PROTOCOLS)}")
+        fail("interleave", f"--protocol {bad[0]}: unknown; choose from {', '.join(INTERLEAVED_PROTOCOLS)}")
     # The order of the registry is the dependency order (a protocol after those it requires).
     wanted = {dep for n in names for dep in (n, *KNOWN[n].requires)}
     return [p for name, p in KNOWN.items() if name in wanted]
@@ -90,7 +89,7 @@ def interleave(
 ) -> None:
     """Measure BUILD and BASELINE_BUILD alternately (ABBA) on one device, flashing between runs; gate the pairs."""
     from harness.devices import open_device
-    from harness.interleave import InterleavedSession, measure_interleaved, overall, verdicts
+    from harness.interleave import InterleavedSession, flash_problem, measure_interleaved, overall, verdicts
     from harness.profiles import BUDGETS, ProfileError, load_profile
 
     if budget not in BUDGETS:
@@ -104,8 +103,9 @@ def interleave(
         loaded.effective(baseline_build)
     except ProfileError as exc:
         fail("interleave", str(exc).splitlines()[0])
-    if loaded.base.kind != "aer" and loaded.effective(baseline_build).firmware.flash is None:
-        fail("interleave", f"profile {loaded.name!r} cannot flash builds: add firmware.flash (see docs/bench.md)")
+    problem = flash_problem(loaded.effective(baseline_build), "--profile")
+    if problem is not None:
+        fail("interleave", problem)
     store = _writable_store(db)
     session = InterleavedSession(loaded, baseline_build, build, blocks)
     device = open_device(loaded.effective(baseline_build), baseline_build, seed)
@@ -121,6 +121,8 @@ def interleave(
             raise typer.Exit(ExitCode.REGRESSION) from None
         finally:
             device.close()
+    for name, why in session.unsupported.items():
+        print(f"interleaved: {name} not measured: {why}", file=sys.stderr)
     results = verdicts(session, tolerances, alpha)
     verdict = overall(results)
     if as_json:

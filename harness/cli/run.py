@@ -15,8 +15,21 @@ import typer
 from harness.cli.app import DEFAULT_DB, DbOption, app, fail
 from harness.cli.child import GRACE_S, ChildResult, run_child
 from harness.errors import ExitCode
-from harness.profiles import ProfileError, load_profile
+from harness.profiles import Profile, ProfileError, load_profile
 from harness.store import RunStatus, Store, StoreError, StoreURL, check_store, default_store_url, utc_now
+
+InterleaveOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--interleave/--no-interleave",
+        help="alternate candidate and baseline in ABBA blocks on one device, flashing between runs "
+        "(default: on for a bench profile with firmware.flash)",
+        show_default=False,
+    ),
+]
+BlocksOption = Annotated[
+    int | None, typer.Option(metavar="N", min=2, help="ABBA blocks of an interleaved run (default 6)")
+]
 
 
 def suites_dir() -> Path:
@@ -39,8 +52,10 @@ def pytest_command(
     summary: str | None,
     strict: bool,
     extra: list[str],
+    interleave: bool | None = None,
+    interleave_blocks: int | None = None,
 ) -> list[str]:
-    """The pytest command line that `qharness run` executes."""
+    """The pytest command line that `qharness run` executes (interleave None: each profile's default)."""
     cmd = [sys.executable, "-m", "pytest", str(suites_dir()), "-p", "no:cacheprovider", "-q", "--strict-markers"]
     for p in profiles:
         cmd += ["--device-profile", p]
@@ -55,16 +70,21 @@ def pytest_command(
         cmd += ["--harness-summary", summary]
     if strict:
         cmd.append("--strict")
+    if interleave is not None:
+        cmd.append("--interleave" if interleave else "--no-interleave")
+    if interleave_blocks is not None:
+        cmd += ["--interleave-blocks", str(interleave_blocks)]
     return cmd + list(extra)
 
 
-def _check_profiles(profiles: list[str], build: str | None) -> list[str]:
-    """Return the profiles' names, or exit 4 on one line if one cannot be loaded or does not know `build`."""
+def _check_profiles(profiles: list[str], build: str | None, interleave: bool | None = None) -> list[str]:
+    """Return the profiles' names, or exit 4 on one line if one cannot be loaded, does not know `build`, or cannot
+    flash builds when `interleave` is asked for."""
     names = []
     for ref in profiles:
         try:
             loaded = load_profile(ref)
-            loaded.effective(build)
+            effective = loaded.effective(build)
         except ProfileError as exc:
             first = exc.problems[0]
             text = str(first) if first.file != "<profile>" else first.message
@@ -72,8 +92,18 @@ def _check_profiles(profiles: list[str], build: str | None) -> list[str]:
             more = len(exc.problems) - 1
             hint = f" (and {more} more; see 'qharness profiles validate {ref}')" if more else ""
             fail("run", f"{named}{text}{hint}")
+        problem = _flash_problem(effective) if interleave else None
+        if problem is not None:
+            fail("run", problem)
         names.append(loaded.name)
     return names
+
+
+def _flash_problem(profile: Profile) -> str | None:
+    """Why --interleave cannot measure `profile` (it cannot flash builds), else None."""
+    from harness.interleave import flash_problem  # numpy and the protocols load only when interleaving is asked
+
+    return flash_problem(profile, "--interleave")
 
 
 def _check_store(db: str) -> StoreURL:
@@ -169,6 +199,8 @@ def run(
         str | None,
         typer.Option(metavar="DIR", help="after the run, write the HTML/Markdown/JSON report into this directory"),
     ] = None,
+    interleave: InterleaveOption = None,
+    interleave_blocks: BlocksOption = None,
 ) -> None:
     """Run the regression suites (./test_suites, else the packaged ones); exit codes follow pytest.
 
@@ -177,7 +209,7 @@ def run(
     The profiles and the results store are checked before any device is touched. SIGINT or SIGTERM stops the
     suites: the run is marked aborted, its raw records are kept, and qharness exits 2.
     """
-    names = _check_profiles(profile, build)
+    names = _check_profiles(profile, build, interleave)
     target = db or default_store_url()
     url = _check_store(target)
     # A server URL (which may hold a password) reaches pytest through the environment, not its command line.
@@ -193,6 +225,8 @@ def run(
         summary=summary,
         strict=strict,
         extra=ctx.args,
+        interleave=interleave,
+        interleave_blocks=interleave_blocks,
     )
     typer.echo("$ " + " ".join(cmd[2:]), err=True)
     started = utc_now()

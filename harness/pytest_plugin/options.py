@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -24,6 +24,7 @@ MARKERS = {
     "sim_only": "runs only against a simulated device",
 }
 BUDGET_CHOICES = ("quick", "standard", "release")
+DEFAULT_BLOCKS = 6  # as harness.interleave.DEFAULT_BLOCKS (not imported here: the plugin loads lazily)
 _T = TypeVar("_T")
 
 
@@ -98,6 +99,25 @@ def _add_measurement_options(g: pytest.OptionGroup) -> None:
     )
     g.addoption("--harness-summary", default=None, metavar="PATH", help="write a JSON summary of the verdicts")
     g.addoption(
+        "--interleave",
+        action="store_true",
+        default=None,
+        help="measure candidate and baseline alternately in ABBA blocks on one device, flashing between runs, and "
+        "gate paired block differences (default: on for a bench profile with firmware.flash)",
+    )
+    g.addoption(
+        "--no-interleave",
+        dest="interleave",
+        action="store_false",
+        help="compare with a stored or in-session baseline, also on a bench that can flash",
+    )
+    g.addoption(
+        "--interleave-blocks",
+        default=str(DEFAULT_BLOCKS),
+        metavar="N",
+        help=f"ABBA blocks of an interleaved run, >= 2 (t test on N - 1 df; default {DEFAULT_BLOCKS})",
+    )
+    g.addoption(
         "--record-session",
         default=None,
         metavar="PATH",
@@ -126,6 +146,16 @@ class HarnessOptions:
     summary_path: Path | None
     record_session: str | None
     allure_dir: str | None
+    interleave: bool | None = None  # None: each profile's default (`interleaves_by_default`)
+    interleave_blocks: int = DEFAULT_BLOCKS
+
+    def interleaves(self, loaded: LoadedProfile) -> bool:
+        """Whether profile `loaded` is measured interleaved (ABBA) in this run, when it has a baseline to alternate."""
+        from harness.interleave import interleaves_by_default
+
+        if self.interleave is None:
+            return interleaves_by_default(loaded.effective(self.firmware_build))
+        return self.interleave
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HarnessOptions:
@@ -138,6 +168,8 @@ class HarnessOptions:
         if opt.budget not in BUDGET_CHOICES:
             raise pytest.UsageError(f"--budget must be one of {', '.join(BUDGET_CHOICES)}, got {opt.budget!r}")
         profiles = _load_profiles(opt.device_profile, opt.firmware_build, opt.baseline_build)
+        if opt.interleave:
+            _check_flashable(profiles.values(), opt.firmware_build, opt.baseline_build)
         return cls(
             profiles=MappingProxyType(profiles),
             firmware_build=opt.firmware_build,
@@ -155,7 +187,20 @@ class HarnessOptions:
             summary_path=Path(opt.harness_summary) if opt.harness_summary else None,
             record_session=opt.record_session,
             allure_dir=config.getoption("allure_report_dir", default=None),
+            interleave=opt.interleave,
+            interleave_blocks=_count(opt.interleave_blocks, "--interleave-blocks", minimum=2),
         )
+
+
+def _check_flashable(profiles: Iterable[LoadedProfile], *builds: str | None) -> None:
+    """Raise pytest.UsageError (one line) if --interleave names a profile that cannot flash one of the builds."""
+    from harness.interleave import flash_problem
+
+    for loaded in profiles:
+        for build in builds:
+            problem = flash_problem(loaded.effective(build), "--interleave")
+            if problem is not None:
+                raise pytest.UsageError(problem)
 
 
 def _count(text: str, option: str, minimum: int) -> int:

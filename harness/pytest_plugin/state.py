@@ -16,6 +16,7 @@ from harness.pytest_plugin.options import HarnessOptions
 
 if TYPE_CHECKING:
     from harness.instruments import SessionRecorder
+    from harness.interleave_session import InterleavedProfileSession
     from harness.profiles import LoadedProfile, Profile
     from harness.session import ProfileSession
     from harness.store import Lease, LeaseHolder, RunStatus, Store
@@ -33,7 +34,7 @@ class HarnessState:
         # Under xdist the controller hands its session id to the workers, so their runs group into one session.
         self.session_id = session_id or uuid.uuid4().hex
         self.families: dict[str, set[str]] = {}
-        self.sessions: dict[str, ProfileSession] = {}
+        self.sessions: dict[str, ProfileSession | InterleavedProfileSession] = {}
         self._store: Store | None = None
         self._recorder: SessionRecorder | None = None
         self._terminate = TerminateAsInterrupt()
@@ -123,28 +124,54 @@ class HarnessState:
         self.leases.clear()
         self._held.close()
 
-    def session(self, name: str) -> ProfileSession:
-        """The ProfileSession of one profile, created on first use."""
+    def session(self, name: str) -> ProfileSession | InterleavedProfileSession:
+        """The session of one profile, created on first use: interleaved when the run interleaves it and it has a
+        baseline build to alternate with, else a ProfileSession."""
         if name not in self.sessions:
             from harness.session import ProfileSession
 
             opts = self.options
-            self.sessions[name] = ProfileSession(
-                self.profiles[name],
-                self.store,
-                build=opts.firmware_build,
-                baseline_build=opts.baseline_build,
-                seed=opts.seed,
-                budget=opts.budget,
-                alpha=opts.alpha,
-                session_id=self.session_id,
-                recorder=self.recorder,
-                session=opts.session,
-                qec_workers=opts.qec_workers,
-                resume_dir=opts.qec_resume_dir,
-            )
+            common = {"seed": opts.seed, "budget": opts.budget, "alpha": opts.alpha, "session_id": self.session_id}
+            baseline = self._interleaved_baseline(name)
+            if baseline is not None:
+                from harness.interleave_session import InterleavedProfileSession
+
+                build = opts.firmware_build or self.profiles[name].default_build
+                self.sessions[name] = InterleavedProfileSession(
+                    self.profiles[name],
+                    self.store,
+                    build=build,
+                    baseline_build=baseline,
+                    blocks=opts.interleave_blocks,
+                    recorder=self.recorder,
+                    **common,
+                )
+            else:
+                self.sessions[name] = ProfileSession(
+                    self.profiles[name],
+                    self.store,
+                    build=opts.firmware_build,
+                    baseline_build=opts.baseline_build,
+                    recorder=self.recorder,
+                    session=opts.session,
+                    qec_workers=opts.qec_workers,
+                    resume_dir=opts.qec_resume_dir,
+                    **common,
+                )
             self.sessions[name].family.update(self.families.get(name, ()))
         return self.sessions[name]
+
+    def _interleaved_baseline(self, name: str) -> str | None:
+        """The baseline build to alternate with when this run interleaves profile `name`; None measures as usual
+        (not interleaved, or no baseline other than the build under test: nothing to compare)."""
+        from harness.session import resolve_baseline
+
+        loaded = self.profiles[name]
+        if not self.options.interleaves(loaded):
+            return None
+        build = self.options.firmware_build or loaded.default_build
+        baseline = resolve_baseline(loaded, self.store, self.options.baseline_build)
+        return baseline if baseline and baseline != build else None
 
     def finish(self, status: RunStatus | None = None) -> None:
         """Close the devices and finish the runs (with `status` if given, else their own), then the recorder.
