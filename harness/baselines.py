@@ -128,8 +128,12 @@ def _session_key(run: RunRow) -> tuple | None:
 
 
 def baseline_sessions(store: Store, profile: str, build: str) -> list[RunRow]:
-    """Return the completed runs of `build` that count as sessions, oldest first (simulated repeats: the newest)."""
-    done = [r for r in store.runs(profile, build) if r.status.completed]
+    """Return the completed runs of `build` that count as sessions, oldest first (simulated repeats: the newest).
+
+    Interleaved runs (ABBA blocks within one session) are left out: each is a part of one session, not a session.
+    """
+    # The runs of an interleaved session are parts of one session (and its verdict run sums them): not sessions.
+    done = [r for r in store.runs(profile, build) if r.status.completed and "interleave" not in r.provenance]
     newest: dict[tuple, RunRow] = {}
     kept = []
     for run in done:
@@ -298,6 +302,30 @@ def compare_family(
             variance_model=t.variance_model,
         )
     return {name: out[name] for name in candidates}
+
+
+def gate_against_sessions(
+    store: Store,
+    profile: str,
+    build: str,
+    run_id: int,
+    candidates: Mapping[str, object],
+    pooled: Mapping[str, PooledBaseline],
+    tolerances: Mapping[str, Tolerance],
+    alpha: float = 0.05,
+) -> dict[str, Comparison]:
+    """Gate run `run_id` against a pooled stored baseline: one look, the build's earlier sessions pooled in.
+
+    A candidate metric without an Estimate (a failure, whose str is its reason) is an ERROR.
+    """
+    found = {m: e for m, e in candidates.items() if isinstance(e, Estimate)}
+    # A candidate in one session carries its session's drift: the build's earlier sessions pool with this one.
+    earlier = candidate_sessions(store, profile, build, store.run(run_id), found)
+    out = compare_family(found, pooled, tolerances, alpha, earlier)
+    for m, e in candidates.items():
+        if not isinstance(e, Estimate):
+            out[m] = error_comparison(m, None, pooled[m].estimate() if m in pooled else None, str(e), alpha)
+    return {m: replace(c, look=1, looks=1, method="pooled sessions (random effects)") for m, c in out.items()}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from harness.analysis.validation import AnalysisError
-from harness.baselines import PooledBaseline, compare_family, pooled_baseline
+from harness.baselines import PooledBaseline, gate_against_sessions, pooled_baseline
 from harness.devices import open_device
 from harness.devices.base import Device
 from harness.errors import DeviceError, IdentityMismatchError, NotSupportedError
@@ -359,7 +359,10 @@ class ProfileSession:
             comparisons = self._gate_pooled(pooled)
         else:
             comparisons = run_looks(gate, lambda: self._observations(state["baselines"]), remeasure)
-        comparisons = {m: replace(c, variance_model=self._variance_model(m, pooled)) for m, c in comparisons.items()}
+        comparisons = {
+            m: replace(c, variance_model=c.variance_model or self._variance_model(m, pooled))
+            for m, c in comparisons.items()
+        }
         self.comparisons = {m: c for m, c in comparisons.items() if m not in self.skipped}
         self._store_metrics()
         return self.comparisons
@@ -374,12 +377,10 @@ class ProfileSession:
     def _gate_pooled(self, pooled: dict[str, PooledBaseline]) -> dict[str, Comparison]:
         """Gate against the pooled sessions: one look (re-measuring cannot shrink the between-session variance)."""
         cands, _, _ = self._observations({})
-        found = {m: e for m, e in cands.items() if isinstance(e, Estimate)}
-        out = compare_family(found, pooled, self.profile.gate_tolerances(), self.alpha)
-        for m, e in cands.items():
-            if not isinstance(e, Estimate):
-                out[m] = error_comparison(m, None, pooled[m].estimate() if m in pooled else None, str(e), self.alpha)
-        return {m: replace(c, look=1, looks=1, method="pooled sessions (random effects)") for m, c in out.items()}
+        # The drift applied now tells the store which earlier runs repeat this one's draws (not new sessions).
+        store_device_provenance(self.store, self.candidate.run_id, self.candidate.device)
+        args = (self.store, self.loaded.name, self.build, self.candidate.run_id)
+        return gate_against_sessions(*args, cands, pooled, self.profile.gate_tolerances(), self.alpha)
 
     def _variance_model(self, metric: str, pooled: dict[str, PooledBaseline]) -> str:
         """Which variance a metric's verdict accounted for (the summary's `variance_model`)."""

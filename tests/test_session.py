@@ -491,6 +491,20 @@ def test_a_stored_baseline_of_several_sessions_is_pooled_and_says_so(tmp_path: P
             assert comp.baseline.ci_high - comp.baseline.ci_low > 0
 
 
+def test_a_candidate_measured_in_several_sessions_is_pooled_with_them(tmp_path: Path):
+    path = _drifting_profile(tmp_path)
+    with Store(tmp_path / "q.db") as store:
+        for s in range(3):
+            _measure(path, store, BASELINE, s)
+        for s in (5, 6):
+            _measure(path, store, BUILD, s)  # earlier sessions of the build under test
+        _measure(path, store, BUILD, 7)
+        again = _measure(path, store, BUILD, 7)  # a re-run of session 7 repeats its draws: not a fourth session
+        comp = again.comparison("bell_fidelity")
+    assert comp.variance_model == "REML over 3 baseline + 3 candidate sessions, HKSJ t with 4 df", comp.variance_model
+    assert comp.verdict is not Verdict.REGRESSION and comp.looks == 1
+
+
 def test_an_in_session_baseline_names_shot_noise_as_its_variance(tmp_path: Path):
     with Store(tmp_path / "q.db") as store:
         ps = _measure(_drifting_profile(tmp_path), store, BUILD, 0)

@@ -61,7 +61,9 @@ def _hold(url: str, bench: str) -> subprocess.Popen:
 
 def _suites(tmp: Path, url: str, *args: str) -> subprocess.Popen:
     """Start `pytest test_suites` with the store at `url` and the given options."""
-    cmd = [sys.executable, "-m", "pytest", SUITES, "-p", "no:cacheprovider", "-q", "--results-db", url, *args]
+    # Not interleaved: two runs flashing one unleased emulator would each see the other's build (an ERROR).
+    cmd = [sys.executable, "-m", "pytest", SUITES, "-p", "no:cacheprovider", "-q", "--results-db", url]
+    cmd += ["--no-interleave", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp, env=_env())
 
 
