@@ -107,7 +107,7 @@ def _drift_baseline(smoke: bool) -> Section:
 def _drift_creep(smoke: bool) -> Section:
     from benchmarks import drift_creep
 
-    return drift_creep.run(histories=1) if smoke else drift_creep.run(histories=60)
+    return drift_creep.run(histories=1) if smoke else drift_creep.run(histories=100)
 
 
 SECTIONS: dict[str, Callable[[bool], Section]] = {
