@@ -261,6 +261,7 @@ def test_an_interrupt_mid_session_aborts_it_and_keeps_the_runs_measured(tmp_path
     db, summary = tmp_path / "q.db", tmp_path / "summary.json"
     cmd = [sys.executable, "-m", "pytest", SUITES, "-p", "no:cacheprovider", "-q", "-k", "bell_fidelity"]
     cmd += ["--device-profile", "aer-reference", "--interleave", "--budget", "release", "--results-db", str(db)]
+    cmd += ["--interleave-blocks", "12"]  # 48 runs: the signal lands mid-session even on a slow machine
     proc = subprocess.Popen(
         [*cmd, "--harness-summary", str(summary)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -291,7 +292,8 @@ def _passed_runs(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        # Wait out the writer's locks instead of reading 0 while it commits (a busy machine commits slowly).
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'passed'").fetchone()[0])
     except sqlite3.Error:
         return 0  # created but not yet initialised
