@@ -1,6 +1,6 @@
 """Interleaved A/B on the emulated bench under drift: false REGRESSION on an unchanged build, power for a drop.
 
-Each session starts the loopback emulators of every build of bench-emulated with the drift of issue-sized benches
+Each session starts the loopback emulators of every build of bench-emulated with the drift of a typical optical bench
 (between sessions: visibility SD 0.005, pair rate 3 %, efficiencies 1 %, analyser angle 1 degree; within a
 session: Ornstein-Uhlenbeck wander of visibility SD 0.002 and pair rate 1 %, correlation time 60 s) drawn for
 that session's index, and runs `measure_interleaved` over real pyvisa-py and pyserial on loopback, flashing between
