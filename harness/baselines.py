@@ -154,16 +154,23 @@ def candidate_sessions(
     A simulated session that repeats the current run's draws (same seed, session index, budget and profile) is not
     independent evidence and is left out, as are sessions without a usable estimate.
     """
-    wanted = set(metrics)
     key = _session_key(current)
-    out: dict[str, list[Estimate]] = {}
-    for run in baseline_sessions(store, profile, build):
-        if run.id == current.id or (key is not None and _session_key(run) == key):
-            continue
+    runs = [r for r in baseline_sessions(store, profile, build) if r.id != current.id]
+    runs = [r for r in runs if key is None or _session_key(r) != key]
+    return {name: [est for _, est in rows] for name, rows in session_estimates(store, runs, metrics).items()}
+
+
+def session_estimates(
+    store: Store, runs: Iterable[RunRow], metrics: Iterable[str] | None = None
+) -> dict[str, list[tuple[RunRow, Estimate]]]:
+    """Per metric (all, or those in `metrics`), (run, estimate) for each run with a usable estimate of it, in order."""
+    wanted = None if metrics is None else set(metrics)
+    found: dict[str, list[tuple[RunRow, Estimate]]] = {}
+    for run in runs:
         for name, (est, _, _) in store.metrics(run.id).items():
-            if name in wanted and usable(est):
-                out.setdefault(name, []).append(est)
-    return out
+            if (wanted is None or name in wanted) and usable(est):
+                found.setdefault(name, []).append((run, est))
+    return found
 
 
 def usable(e: Estimate) -> bool:
@@ -181,12 +188,7 @@ def pooled_baseline(
     min_sessions: int = 2,
 ) -> dict[str, PooledBaseline]:
     """Return per metric the baseline `build` pooled over all its stored sessions (metrics never measured: absent)."""
-    wanted = None if metrics is None else set(metrics)
-    found: dict[str, list[tuple[RunRow, Estimate]]] = {}
-    for run in baseline_sessions(store, profile, build):
-        for name, (est, _, _) in store.metrics(run.id).items():
-            if (wanted is None or name in wanted) and usable(est):
-                found.setdefault(name, []).append((run, est))
+    found = session_estimates(store, baseline_sessions(store, profile, build), metrics)
     return {
         name: pool_sessions(name, build, [e for _, e in rows], [r.id for r, _ in rows], method, min_sessions)
         for name, rows in sorted(found.items())

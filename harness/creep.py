@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from harness.baselines import baseline_sessions, usable
+from harness.baselines import baseline_sessions, session_estimates
 from harness.gate import holm
 from harness.metrics import Direction, Estimate, Tolerance
 from harness.stats.meta_regression import trend_change
@@ -55,13 +55,10 @@ def release_order(store: Store, profile: str, reference: str, release: str) -> l
 
 def _sessions(store: Store, profile: str, builds: list[str], wanted: set[str]) -> dict[str, list[tuple[int, Estimate]]]:
     """Per metric, (position, estimate) for every usable stored session of each build."""
-    out: dict[str, list[tuple[int, Estimate]]] = {}
-    for position, build in enumerate(builds):
-        for run in baseline_sessions(store, profile, build):
-            for name, (est, _, _) in store.metrics(run.id).items():
-                if name in wanted and usable(est):
-                    out.setdefault(name, []).append((position, est))
-    return out
+    position = {b: i for i, b in enumerate(builds)}
+    runs = [run for build in builds for run in baseline_sessions(store, profile, build)]
+    found = session_estimates(store, runs, wanted)
+    return {name: [(position[run.build], est) for run, est in rows] for name, rows in found.items()}
 
 
 def trend_family(
