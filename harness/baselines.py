@@ -24,7 +24,7 @@ from harness.gate import Comparison, Verdict, error_comparison, holm
 from harness.metrics import Direction, Estimate, Tolerance
 from harness.stats.changepoint import ChangePoints, detect
 from harness.stats.meta_regression import compare_groups
-from harness.stats.random_effects import PooledComparison, RandomEffectsFit, compare_to_pooled, pool
+from harness.stats.random_effects import PooledComparison, RandomEffectsFit, compare_to_pooled, pool, with_shift
 from harness.store import RunRow, RunStatus, Store
 
 SIMULATED_KINDS = frozenset({"aer"})
@@ -218,16 +218,14 @@ def _pooled_tests(
 ) -> tuple[PooledComparison, PooledComparison]:
     """The tests of "candidate = baseline + shift" and of "candidate = baseline": one session, or both pooled."""
     if not earlier:
-        v_new = candidate.standard_error**2
-        return (
-            compare_to_pooled(baseline.fit, candidate.value, v_new, shift=shift),
-            compare_to_pooled(baseline.fit, candidate.value, v_new),
-        )
-    y_a = [s.value for s in baseline.sessions]
-    v_a = [s.variance for s in baseline.sessions]
-    y_b = [e.value for e in (*earlier, candidate)]
-    v_b = [e.standard_error**2 for e in (*earlier, candidate)]
-    return compare_groups(y_a, v_a, y_b, v_b, shift=shift), compare_groups(y_a, v_a, y_b, v_b)
+        plain = compare_to_pooled(baseline.fit, candidate.value, candidate.standard_error**2)
+    else:
+        y_a = [s.value for s in baseline.sessions]
+        v_a = [s.variance for s in baseline.sessions]
+        y_b = [e.value for e in (*earlier, candidate)]
+        plain = compare_groups(y_a, v_a, y_b, [e.standard_error**2 for e in (*earlier, candidate)])
+    # One fit: the shift moves the statistic only, not the difference or its variance.
+    return with_shift(plain, shift), plain
 
 
 def compare_candidate(

@@ -229,6 +229,21 @@ class PooledComparison:
     variance_model: str
 
 
+def with_shift(comparison: PooledComparison, shift: float) -> PooledComparison:
+    """The same comparison tested against `shift` instead (its difference, SE and reference stay as they are)."""
+    ref = stats.norm if math.isinf(comparison.df) else stats.t(comparison.df)
+    t = (comparison.difference - shift) / comparison.se
+    return PooledComparison(
+        comparison.difference,
+        comparison.se,
+        t,
+        comparison.df,
+        float(ref.sf(t)),
+        float(ref.cdf(t)),
+        comparison.variance_model,
+    )
+
+
 def compare_to_pooled(fit: RandomEffectsFit, y_new: float, v_new: float, shift: float = 0.0) -> PooledComparison:
     """Return the test of a new session (value, within-session variance) against the pooled mean plus `shift`."""
     if not (math.isfinite(y_new) and math.isfinite(v_new) and v_new >= 0):
