@@ -5,7 +5,9 @@ bench time.
 Canary and false alarms: the unchanged 2.4.0 (physics identical to 2.3.0) `runs_null` times at `budget`: the share
 of runs whose overall verdict is PASS (target >= 0.95) and the share with any REGRESSION (target <= alpha = 0.05,
 Wilson upper bound shown). The shipped 2.5.0-rc1 `runs_rc` times: the share of runs REGRESSION (target >= 0.99).
-Power: source visibility x0.995 and x0.99 of 2.4.0, `runs_vis` runs each.
+Power: source visibility x0.99 of 2.4.0, `runs_vis` runs. Source visibility x0.995 lowers bell_fidelity by 0.0034,
+within the shipped tolerance (0.0036), where REGRESSION is the wrong verdict; it is measured at the tolerance the
+first figures of the gate used (0.002) and at the release budget, which gates it (`runs_vis` runs).
 Efficiency: the coincidences per build the gate used until bell_fidelity's verdict (the scale of its deciding look,
 the cap when undecided) against the one-metric fixed-sample limit with an estimated baseline: both builds measured
 with n coincidences, a one-sided normal test of "worse by more than the tolerance" at alpha with the power the gate
@@ -45,16 +47,25 @@ def fixed_sample_size(sigma_1: float, delta: float, power: float, alpha: float =
     return float(2.0 * ((norm.ppf(1 - alpha) + norm.ppf(power)) * sigma_1 / delta) ** 2)
 
 
-def _profiles() -> dict[str, tuple[object, str]]:
-    """Scenario name -> (effective profile, build) of the candidate."""
+TIGHT = 0.002  # bell_fidelity's tolerance in the gate's first figures, at which visibility x0.995 regresses
+
+
+def _profiles(budget: str) -> dict[str, tuple[object, str, str]]:
+    """Scenario name -> (effective profile, build, budget) of the candidate."""
     from harness.profiles import load_profile
 
     loaded = load_profile(PROFILE)
     ref = loaded.effective(CANDIDATE)
-    out = {UNCHANGED: (ref, CANDIDATE), f"shipped {RC}": (loaded.effective(RC), RC)}
-    for factor in (0.995, 0.99):
+    out = {UNCHANGED: (ref, CANDIDATE, budget), f"shipped {RC}": (loaded.effective(RC), RC, budget)}
+    for factor, tol, at in ((0.99, None, budget), (0.995, TIGHT, "release")):
         src = ref.source.model_copy(update={"visibility": ref.source.visibility * factor})
-        out[f"visibility x{factor:g}"] = (ref.model_copy(update={"source": src}), CANDIDATE)
+        prof = ref.model_copy(update={"source": src})
+        name = f"visibility x{factor:g}"
+        if tol is not None:
+            spec = prof.tolerances["bell_fidelity"].model_copy(update={"absolute": tol})
+            prof = prof.model_copy(update={"tolerances": {**prof.tolerances, "bell_fidelity": spec}})
+            name += f", bell_fidelity tolerance {tol:g}, {at} budget"
+        out[name] = (prof, CANDIDATE, at)
     return out
 
 
@@ -65,7 +76,7 @@ def _chunk(task: tuple) -> tuple[str, list[tuple[str, dict[str, tuple[str, int]]
     from harness.study import model, simulate
 
     name, budget, first, n, seed = task
-    prof, build = _profiles()[name]
+    prof, build, budget = _profiles(budget)[name]
     base = model(load_profile(PROFILE).effective(BASELINE), BASELINE)
     res = simulate(model(prof, build), base, suite_family(prof), budget=budget, runs=n, seed=seed, first_run=first)
     return name, [
@@ -103,7 +114,8 @@ def _share_row(figure: str, k: int, runs: int, target: float, *, at_least: bool)
 
 
 def _reference(budget: str, seed: int) -> dict[str, float]:
-    """bell_fidelity's per-coincidence SD, true value and tolerance, and coincidences per standard unit."""
+    """bell_fidelity's per-coincidence SD and true value, coincidences per standard unit, the budget's first look
+    and cap."""
     from harness.physics import profile_rates
     from harness.profiles import BUDGET_CAPS, BUDGETS, load_profile
     from harness.study import Side, model
@@ -117,17 +129,18 @@ def _reference(budget: str, seed: int) -> dict[str, float]:
         "per_unit": 9 * profile_rates(ref).coincidence_hz * ref.measurement.integration_time_s,
         "sigma_1": (unit.ci_high - unit.ci_low) / 3.92 * math.sqrt(unit.n),
         "truth": truth,
-        "tol": ref.gate_tolerances()["bell_fidelity"].margin(truth),
         "first": BUDGETS[budget],
         "cap": BUDGETS[budget] * BUDGET_CAPS[budget],
     }
 
 
-def _efficiency(name: str, runs: list, ref: dict[str, float], seed: int) -> tuple[dict, str]:
+def _efficiency(name: str, runs: list, budget: str, seed: int) -> tuple[dict, str]:
     """The coincidences-to-verdict row of one scenario and its note."""
     from harness.study import Side, model
 
-    prof, build = _profiles()[name]
+    prof, build, budget = _profiles(budget)[name]
+    ref = _reference(budget, seed)
+    ref["tol"] = prof.gate_tolerances()["bell_fidelity"].margin(ref["truth"])
     true = Side(model(prof, build), ["bell_fidelity"], 400.0, seed, 1).estimates()["bell_fidelity"].value
     drop = ref["truth"] - true
     looks = [r[1]["bell_fidelity"][1] for r in runs]
@@ -171,7 +184,7 @@ def run(
     jobs: int = 2,
 ) -> Section:
     """Simulate the gate; return the canary, false-alarm, power and coincidence-efficiency rows."""
-    names = list(_profiles())
+    names = list(_profiles(budget))
     plan = dict(zip(names, (runs_null, runs_rc, runs_vis, runs_vis), strict=True))
     outcomes = _simulate_all(plan, budget, seed, jobs)
     sec = Section("gate", f"Gate statistics at the {budget} budget (the study: counts, real estimators, real gate)")
@@ -182,7 +195,6 @@ def run(
     sec.rows.append(_share_row(f"canary: {UNCHANGED} vs {BASELINE} PASS", passed, len(null), 0.95, at_least=True))
     sec.rows.append(_share_row(f"false alarms: {UNCHANGED} any REGRESSION", alarms, len(null), ALPHA, at_least=False))
     sec.rows.append(_share_row(f"canary: {names[1]} REGRESSION", caught, len(rc), 0.99, at_least=True))
-    ref = _reference(budget, seed)
     notes = [_verdict_note(name, outcomes[name]) for name in names]
     for name in names[1:]:
         if name != names[1]:
@@ -190,7 +202,7 @@ def run(
             low, high = _wilson(k, len(outcomes[name]))
             figure = f"power: {name}, {len(outcomes[name])} runs (Wilson 95% [{low:.3f}, {high:.3f}])"
             sec.rows.append(row(figure, k / len(outcomes[name]), math.nan, math.nan, "share of runs REGRESSION"))
-        eff, note = _efficiency(name, outcomes[name], ref, seed)
+        eff, note = _efficiency(name, outcomes[name], budget, seed)
         sec.rows.append(eff)
         notes.append(note)
     sec.notes = (__doc__ or "").split("\n\n", 1)[1].strip() + "\n\n" + "\n".join(notes)

@@ -340,7 +340,7 @@ def plan_profile(
     chosen = profile.gate.primary if profile.gate is not None else None
     primary = set(chosen) if chosen is not None else set(primary_metrics(family))
     follows = {n: alias_of(n) for n in family if alias_of(n) in family}
-    gated = [n for n in family if n in v1 and n not in follows and metric_spec(n).timing != "host"]
+    gated = [n for n in family if n in v1 and n not in follows and not metric_spec(n).informational]
     from harness.protocols import protocol_for
 
     reg = first_levels(gated, primary, {n: protocol_for(n).name for n in gated}, alpha)
@@ -360,5 +360,8 @@ def plan_profile(
         row = _row(name, v1[name], est[name], tol, d, (reg.get(lead, alpha), ok.get(lead, alpha), share))
         if name in follows:
             row = MetricRow(**{**asdict(row), "gated": False, "note": f"gated once with {lead}"})
+        elif metric_spec(name).informational:
+            never = {"gated": False, "recommended_tolerance": None, "budget_to_pass": None}
+            row = MetricRow(**{**asdict(row), **never, "note": f"never gated: {metric_spec(name).informational}"})
         rows.append(_with_sessions(row, v1[name], between, d.first, pooled))
     return Plan(loaded.name, budget, power, baseline, source, rows, between.source, k, candidate_sessions)

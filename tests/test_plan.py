@@ -30,14 +30,18 @@ def test_every_metric_has_the_figures_and_they_are_consistent(plans):
         assert m.standard_error > 0 and m.min_detectable_regression > m.tolerance >= 0
         # Four times the scale at the base: half the standard error; a longer budget needs a smaller margin.
         assert quick[name].standard_error == pytest.approx(2 * m.standard_error, rel=0.25)
+        if m.note.startswith("never gated"):
+            continue
         assert quick[name].recommended_tolerance > m.recommended_tolerance
         assert quick[name].min_detectable_regression > m.min_detectable_regression
     # The NOT_GATED rule and budget_to_pass agree: gated exactly when the budget's cap reaches the needed budget.
     cap = BUDGETS["quick"] * BUDGET_CAPS["quick"] / (BUDGETS["standard"] * BUDGET_CAPS["standard"])
     for m in quick.values():
-        if m.note.startswith("gated once"):
+        if m.note.startswith(("gated once", "never gated")):
             continue
         assert m.gated == (m.budget_to_pass <= cap), m
+    chi = quick["capacity_chi_bits"]
+    assert not chi.gated and chi.recommended_tolerance is None and chi.note.startswith("never gated: Holevo chi")
 
 
 def test_aliases_are_gated_once(plans):

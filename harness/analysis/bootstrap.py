@@ -59,6 +59,21 @@ def resample_coincidences(
     return np.column_stack([c_star, c_star + only[:, 0], c_star + only[:, 1]])
 
 
+def calibrated_replicates(samples: np.ndarray, centre: float, spread_at: np.ndarray) -> np.ndarray:
+    """Return `samples` centred on `centre` with the standard deviation of `spread_at` (only centred if they have none).
+
+    Near the edge of a metric's range (a pure state, the identity channel) the nonlinear metrics of resamples of
+    the noisy observed counts spread 1.2-1.4 times wider than the estimator does at the truth: the resamples add
+    their noise to the data's. The metric of counts drawn at the denoised estimate (`spread_at`) shows the spread at
+    a point close to the truth. Scaling keeps each replicate's rank and its correlation with the other metrics of
+    the same resample, which the gate's max-T uses.
+    """
+    samples = np.asarray(samples, dtype=float)
+    here = float(np.std(samples))
+    ratio = float(np.std(spread_at)) / here if here > 0 else 1.0
+    return centre + (samples - np.mean(samples)) * ratio
+
+
 def bootstrap_estimate(
     estimator: Callable[[np.ndarray], np.ndarray],
     counts: np.ndarray,

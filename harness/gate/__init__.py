@@ -50,6 +50,7 @@ def default_plans(names: list[str], tolerances: dict[str, Tolerance]) -> dict[st
             primary=name in primary,
             alias_of=alias_of(name),
             timing=spec.timing if spec else None,
+            informational=spec.informational if spec else None,
         )
     return plans
 

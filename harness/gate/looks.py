@@ -6,7 +6,8 @@ re-measurement); `pending()` names the metrics that need more data. At the first
 - ERROR (no estimate) and NO_BASELINE as always;
 - an alias of another metric of the family (declared in the registry, or replicates correlated at |r| >= 0.99)
   follows that metric's verdict: it is gated once and reported twice;
-- NOT_GATED with its reason: host wall-clock timing (informational, never gated); device latency without a
+- NOT_GATED with its reason: an informational metric (the registry's `informational`: host wall-clock timing,
+  Holevo chi's biased estimator), never gated; device latency without a
   tolerance in the profile (any other metric without one has a margin of 0);
 - watched (a budgeted run only, `MetricPlan.resolve`): a tolerance this budget cannot resolve - one that an
   unchanged build, gated alone at alpha, would not PASS with the design's power by the last look. It is tested for
@@ -60,7 +61,8 @@ class MetricPlan:
     max_scale: float = 1.0  # the candidate's total scale at the last look
     cumulative: bool = True  # False: each look is a new measurement that replaces the last
     baseline_fixed: bool = False  # a stored baseline: never re-measured
-    timing: str | None = None  # "host": never gated; "device": gated only with a tolerance
+    timing: str | None = None  # "device": gated only with a tolerance
+    informational: str | None = None  # why the metric is never gated (host timing, a biased estimator)
     primary: bool = False
     alias_of: str | None = None  # declared: gated with that metric
     resolve: bool = False  # a budgeted run: NOT_GATED when its cap cannot resolve the tolerance
@@ -275,8 +277,8 @@ class SequentialGate:
     def _not_gated(self, name: str, state: _State, cand: Estimate, base: Estimate, scale: tuple) -> str | None:
         """Return why a metric is not gated, or None when it is."""
         plan = state.plan
-        if plan.timing == "host":
-            return "informational: wall-clock time of this host, never gated"
+        if plan.informational:
+            return f"informational: {plan.informational}"
         if plan.tolerance is None and plan.timing == "device":
             return "device latency: gated only when the profile gives it a tolerance"
         # Any other metric without a tolerance has a margin of 0 (docs/baselines.md).

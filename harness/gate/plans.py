@@ -36,6 +36,7 @@ def gate_plans(profile: Profile, family: set[str], budget: str, *, fixed_baselin
                 cumulative=not proto.supersedes,
                 baseline_fixed=fixed_baseline,
                 timing=metric_spec(m).timing,
+                informational=metric_spec(m).informational,
                 primary=m in primary,
                 alias_of=alias_of(m),
                 resolve=True,
