@@ -145,9 +145,11 @@ def test_calibrated_replicates_take_the_parametric_spread_and_keep_ranks_and_cor
 
 
 def test_entanglement_replicates_carry_the_sampling_spread_near_a_pure_state():
-    # Resamples of noisy counts near a pure state spread 1.3-1.4x wider than the estimator does at the truth.
+    # Resamples of noisy counts near a pure state spread 1.3-1.4x wider than the estimator does at the truth, and the
+    # plug-in's spread at the denoised state 0.88x (it misses the correction's share). The corrected estimator's
+    # spread over draws there gives 1.10 at 1000 pairs per setting (1.22 at 4000, 1.08 at 32000: conservative).
     rng = np.random.default_rng(21)
-    tables = sample(state_probabilities(_werner(0.998)), 4000, rng, size=150)
+    tables = sample(state_probabilities(_werner(0.998)), 1000, rng, size=150)
     values, spread = [], []
     for t in tables:
         point, reps = entanglement_replicates(t, resample_multinomial(t, rng, 100), rng)
