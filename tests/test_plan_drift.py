@@ -84,7 +84,8 @@ def test_drift_sets_the_recommended_tolerance_above_what_shot_noise_alone_allows
     assert row.recommended_tolerance_basis == POOLED_BASIS
     assert row.recommended_tolerance > 3 * shot_only.recommended_tolerance
     # It is the margin an unchanged build needs to PASS the pooled test with its family share of the power.
-    gated = [m for m in plan.metrics if not m.note.startswith("gated once")]  # an alias is gated with its lead
+    # An alias is gated with its lead; an informational metric never.
+    gated = [m for m in plan.metrics if not m.note.startswith(("gated once", "never gated"))]
     share = plan.power ** (1 / len(gated))
     shot = row.standard_error**2
     expected = pooled_pass_margin(row.between_session_sd**2, shot, plan.sessions, 1, 0.05, share)
