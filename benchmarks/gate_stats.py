@@ -20,6 +20,7 @@ Runs are split over `jobs` processes; run i draws from (seed, i) alone, so the s
 
 from __future__ import annotations
 
+import functools
 import math
 from concurrent.futures import ProcessPoolExecutor
 
@@ -113,6 +114,7 @@ def _share_row(figure: str, k: int, runs: int, target: float, *, at_least: bool)
     )
 
 
+@functools.cache
 def _reference(budget: str, seed: int) -> dict[str, float]:
     """bell_fidelity's per-coincidence SD and true value, coincidences per standard unit, the budget's first look
     and cap."""
@@ -140,7 +142,7 @@ def _efficiency(name: str, runs: list, budget: str, seed: int) -> tuple[dict, st
 
     prof, build, budget = _profiles(budget)[name]
     ref = _reference(budget, seed)
-    ref["tol"] = prof.gate_tolerances()["bell_fidelity"].margin(ref["truth"])
+    tol = prof.gate_tolerances()["bell_fidelity"].margin(ref["truth"])
     true = Side(model(prof, build), ["bell_fidelity"], 400.0, seed, 1).estimates()["bell_fidelity"].value
     drop = ref["truth"] - true
     looks = [r[1]["bell_fidelity"][1] for r in runs]
@@ -148,16 +150,16 @@ def _efficiency(name: str, runs: list, budget: str, seed: int) -> tuple[dict, st
     used = sum(scales) / len(scales) * ref["per_unit"]
     k = sum(r[1]["bell_fidelity"][0] == "REGRESSION" for r in runs)
     p_bell = min(k / len(runs), 1 - 0.5 / len(runs))
-    limit = fixed_sample_size(ref["sigma_1"], drop - ref["tol"], p_bell)
+    limit = fixed_sample_size(ref["sigma_1"], drop - tol, p_bell)
     figure = f"coincidences per build to bell_fidelity's verdict vs fixed-sample limit: {name}"
-    if drop <= ref["tol"]:
+    if drop <= tol:
         out = row(figure, used, limit, limit, "coincidences (the drop is within the tolerance: no limit)")
     elif math.isnan(limit):
         out = row(figure, used, limit, limit, "coincidences (bell_fidelity's power <= alpha: no limit)")
     else:
         out = target_row(figure, used, limit, used / limit, "coincidences (ratio = gate / limit)", at_most=1.5)
     note = (
-        f"- {name}: true bell_fidelity drop {drop:.5f} (tolerance {ref['tol']:.4g}); bell_fidelity REGRESSION in "
+        f"- {name}: true bell_fidelity drop {drop:.5f} (tolerance {tol:.4g}); bell_fidelity REGRESSION in "
         f"{k}/{len(runs)} runs; mean scale to its verdict {used / ref['per_unit']:.3f} standard units."
     )
     return out, note
